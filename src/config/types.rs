@@ -1,0 +1,245 @@
+//! The validated configuration: what the rest of loftwatch reads.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::alert::{Expr, Severity};
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub salesloft: SalesloftConfig,
+    pub engine: EngineConfig,
+    pub probes: Vec<ProbeSpec>,
+    pub rules: Vec<RuleSpec>,
+    pub receivers: Receivers,
+}
+
+/// Where and how to call SalesLoft.
+#[derive(Debug, Clone)]
+pub struct SalesloftConfig {
+    /// Base URL with no trailing slash, such as `https://api.salesloft.com`.
+    pub base_url: String,
+    /// Where the API key or access token is read from.
+    pub credential: SecretSource,
+    /// Location label of this instance, attached to metrics and alerts.
+    pub location: Arc<str>,
+    /// `User-Agent` header sent with every probe.
+    pub user_agent: String,
+}
+
+/// Settings of the rule engine and the recorder.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How often every rule is evaluated even without new results.
+    pub eval_interval: Duration,
+    /// Largest latency the histograms track; larger samples are clamped and counted.
+    pub histogram_max: Duration,
+}
+
+/// Where a secret is read from. The first source that is present wins, in the order
+/// systemd credential, file, environment variable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretSource {
+    /// Name of a systemd credential, read from `$CREDENTIALS_DIRECTORY/<name>`.
+    pub credential: Option<String>,
+    /// Path of a file that holds the secret (surrounding whitespace is trimmed).
+    pub file: Option<PathBuf>,
+    /// Name of an environment variable that holds the secret.
+    pub env: Option<String>,
+}
+
+/// One synthetic check against SalesLoft.
+#[derive(Debug, Clone)]
+pub struct ProbeSpec {
+    pub name: Arc<str>,
+    /// HTTP method, upper case.
+    pub method: String,
+    /// Path and query appended to the base URL, starting with `/`.
+    pub path: String,
+    pub schedule: Schedule,
+    /// Total deadline: connect, headers and body.
+    pub timeout: Duration,
+    /// Largest body read, in bytes; a larger body is the `body_too_large` outcome.
+    pub max_body: usize,
+    /// Statuses that count as success.
+    pub expect_status: Vec<u16>,
+    /// Checks on the JSON body, run when the status is expected.
+    pub assertions: Vec<JsonAssertion>,
+    /// Latency baseline for the `baseline` variable of rule expressions.
+    pub latency_baseline: Duration,
+}
+
+impl ProbeSpec {
+    /// Returns whether the probe only reads (GET or HEAD), which sets its default baseline.
+    pub fn is_read(&self) -> bool {
+        matches!(self.method.as_str(), "GET" | "HEAD")
+    }
+}
+
+/// When a probe runs.
+#[derive(Debug, Clone)]
+pub enum Schedule {
+    /// Every `every`, starting `splay` after start-up so probes do not all fire together.
+    Interval { every: Duration, splay: Duration },
+    /// At the times of a 5-field crontab(5) line, in an IANA time zone.
+    Cron { line: String, cron: Box<croner::Cron>, zone: chrono_tz::Tz },
+}
+
+/// One check on a JSON response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonAssertion {
+    /// Dotted path into the body: `data.id`, `metadata.paging.total_count`, `data.0.id`.
+    pub path: String,
+    pub check: JsonCheck,
+}
+
+/// What a JSON assertion requires of the value at its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonCheck {
+    Present,
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Array,
+    Object,
+    NonEmpty,
+}
+
+/// One alert rule, applied to every probe it selects.
+#[derive(Debug, Clone)]
+pub struct RuleSpec {
+    pub name: Arc<str>,
+    pub severity: Severity,
+    /// The expression as written.
+    pub expr_text: Arc<str>,
+    pub expr: Expr,
+    /// Sliding window the expression looks at.
+    pub window: Duration,
+    /// How long the condition must hold before the alert fires.
+    pub for_: Duration,
+    /// How long the condition must stay false before the alert resolves.
+    pub keep_firing_for: Duration,
+    /// Fewer results (latency samples for quantiles) than this in the window is no data.
+    pub min_samples: u32,
+    pub runbook: Arc<str>,
+    /// Optional summary template; `{value}`, `{threshold}`, `{probe}` and `{window}` are filled.
+    pub summary: Option<String>,
+    /// Names of the probes this rule applies to; empty means every probe.
+    pub probes: Vec<Arc<str>>,
+}
+
+/// Where notifications go.
+#[derive(Debug, Clone, Default)]
+pub struct Receivers {
+    pub email: Option<EmailConfig>,
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// How email leaves: TLS mode of the SMTP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS before AUTH; the upgrade is required.
+    Starttls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Implicit,
+    /// No TLS at all; allowed only for a loopback host.
+    None,
+}
+
+/// The email receiver.
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<SecretSource>,
+    pub from: String,
+    pub to: Vec<String>,
+    /// Deadline of one delivery attempt.
+    pub timeout: Duration,
+}
+
+/// The OTLP/HTTP receiver for metrics and alert log records.
+#[derive(Debug, Clone)]
+pub struct OtlpConfig {
+    /// Base endpoint such as `http://127.0.0.1:4318`; `/v1/metrics` and `/v1/logs` are appended.
+    pub endpoint: String,
+    pub export_interval: Duration,
+    pub timeout: Duration,
+}
+
+/// A secret could not be read from any of its sources.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("no source configured for {what}: set `credential`, `file` or `env`")]
+    NoSource { what: String },
+    #[error(
+        "{what} not found: {tried}; create one of them, or change the source in the configuration"
+    )]
+    NotFound { what: String, tried: String },
+    #[error("{what}: cannot read {path}: {source}")]
+    Unreadable { what: String, path: PathBuf, source: std::io::Error },
+    #[error("{what} is empty in {origin}")]
+    Empty { what: String, origin: String },
+}
+
+impl SecretSource {
+    /// Reads the secret from the first source present, trimming surrounding whitespace.
+    /// `what` names the secret in errors (`salesloft.credential`); `env` looks up variables,
+    /// so tests never touch the process environment.
+    pub fn load(&self, what: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, SecretError> {
+        let mut tried = Vec::new();
+        if let Some(name) = &self.credential {
+            match env("CREDENTIALS_DIRECTORY") {
+                Some(dir) => {
+                    let path = PathBuf::from(dir).join(name);
+                    if let Some(secret) = read_secret_file(what, &path)? {
+                        return non_empty(what, secret, format!("credential {name}"));
+                    }
+                    tried.push(format!("systemd credential {}", path.display()));
+                }
+                None => tried.push(format!(
+                    "systemd credential {name} ($CREDENTIALS_DIRECTORY is not set)"
+                )),
+            }
+        }
+        if let Some(path) = &self.file {
+            if let Some(secret) = read_secret_file(what, path)? {
+                return non_empty(what, secret, format!("file {}", path.display()));
+            }
+            tried.push(format!("file {}", path.display()));
+        }
+        if let Some(name) = &self.env {
+            if let Some(secret) = env(name) {
+                return non_empty(what, secret, format!("environment variable {name}"));
+            }
+            tried.push(format!("environment variable {name}"));
+        }
+        if tried.is_empty() {
+            return Err(SecretError::NoSource { what: what.to_owned() });
+        }
+        Err(SecretError::NotFound { what: what.to_owned(), tried: tried.join(", ") })
+    }
+}
+
+fn read_secret_file(what: &str, path: &std::path::Path) -> Result<Option<String>, SecretError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => {
+            Err(SecretError::Unreadable { what: what.to_owned(), path: path.to_owned(), source })
+        }
+    }
+}
+
+fn non_empty(what: &str, secret: String, origin: String) -> Result<String, SecretError> {
+    let trimmed = secret.trim();
+    if trimmed.is_empty() {
+        return Err(SecretError::Empty { what: what.to_owned(), origin });
+    }
+    Ok(trimmed.to_owned())
+}

@@ -1,0 +1,1 @@
+//! The daemon: wires scheduler, recorder, engine and notifiers together.

@@ -1,0 +1,3 @@
+//! The `loftwatch` command line.
+
+fn main() {}

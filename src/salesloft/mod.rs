@@ -1,0 +1,1 @@
+//! salesloft (placeholder).
