@@ -4,5 +4,5 @@
 mod expr;
 mod transition;
 
-pub use expr::Expr;
+pub use expr::{Expr, ExprError, parse};
 pub use transition::{Severity, Transition, TransitionKind};

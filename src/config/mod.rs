@@ -4,6 +4,67 @@
 //! validation turns them into [`Config`]. Every error names the file, line and column, the key
 //! and the bad value.
 
+mod error;
+mod items;
+mod raw;
+mod rules;
 mod types;
+mod validate;
 
+use std::path::Path;
+
+pub use error::{ConfigError, ConfigIssue};
+pub use rules::is_loopback;
 pub use types::*;
+pub use validate::{
+    DEFAULT_BASE_URL, DEFAULT_EVAL_INTERVAL, DEFAULT_INTERVAL, DEFAULT_KEEP_FIRING_FOR,
+    DEFAULT_TIMEOUT, DEFAULT_WINDOW,
+};
+
+/// The default configuration shipped as `alerts.toml`, embedded for `loftwatch demo`.
+pub const DEFAULT_CONFIG: &str = include_str!("../../alerts.toml");
+
+/// Parses and validates configuration text; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let raw: raw::RawConfig = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(error) => {
+            let positions = error::Positions::new(text);
+            let span = error.span().unwrap_or(0..0);
+            let message = error.message().trim().replace('\n', " ");
+            let issue = positions.issue(span, "", message);
+            return Err(ConfigError {
+                file: file.to_owned(),
+                issues: vec![issue],
+            });
+        }
+    };
+    let mut validator = validate::Validator::new(text);
+    match validator.config(raw) {
+        Some(config) => Ok(config),
+        None => Err(ConfigError {
+            file: file.to_owned(),
+            issues: validator.issues,
+        }),
+    }
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, &file),
+        Err(error) => Err(ConfigError {
+            file,
+            issues: vec![ConfigIssue {
+                line: 0,
+                column: 0,
+                key: String::new(),
+                message: format!("cannot read the file: {error}; pass the path with --config"),
+            }],
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -5,3 +5,6 @@ mod result;
 
 pub use outcome::Outcome;
 pub use result::{ProbeResult, RateLimit};
+pub mod schedule;
+
+pub use schedule::{parse_cron, splay_for};

@@ -1,0 +1,77 @@
+//! Configuration errors that point at the file, line and column of the bad value.
+
+use std::fmt;
+use std::ops::Range;
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// 1-based line of the bad value, when known.
+    pub line: usize,
+    /// 1-based column (in characters) of the bad value, when known.
+    pub column: usize,
+    /// Dotted key of the bad value, such as `probe[0].interval`.
+    pub key: String,
+    /// What is wrong and what to do, naming the bad value.
+    pub message: String,
+}
+
+/// A configuration that could not be loaded: every problem found, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file as named by the user.
+    pub file: String,
+    pub issues: Vec<ConfigIssue>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, issue) in self.issues.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{}:{}: ", self.file, issue.line, issue.column)?;
+            if !issue.key.is_empty() {
+                write!(f, "{}: ", issue.key)?;
+            }
+            write!(f, "{}", issue.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Converts byte offsets of a source text into 1-based line and column numbers.
+pub(crate) struct Positions<'a> {
+    text: &'a str,
+}
+
+impl<'a> Positions<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Positions { text }
+    }
+
+    /// Returns the line and column of a byte offset (clamped to the text).
+    pub(crate) fn line_column(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |at| at + 1);
+        let column = before[line_start..].chars().count() + 1;
+        (line, column)
+    }
+
+    pub(crate) fn issue(&self, span: Range<usize>, key: &str, message: String) -> ConfigIssue {
+        let (line, column) = self.line_column(span.start);
+        ConfigIssue {
+            line,
+            column,
+            key: key.to_owned(),
+            message,
+        }
+    }
+}

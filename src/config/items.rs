@@ -1,0 +1,239 @@
+//! Validation of probes, rules and receivers.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw::*;
+use super::types::*;
+use super::validate::{DEFAULT_INTERVAL, DEFAULT_MAX_BODY, DEFAULT_TIMEOUT, Validator};
+
+const READ_BASELINE: Duration = Duration::from_millis(300);
+const WRITE_BASELINE: Duration = Duration::from_millis(500);
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+impl Validator<'_> {
+    pub(super) fn probes(&mut self, raw: Vec<RawProbe>) -> Vec<ProbeSpec> {
+        let mut names = HashSet::new();
+        let mut probes = Vec::with_capacity(raw.len());
+        for (index, probe) in raw.into_iter().enumerate() {
+            let key = format!("probe[{index}]");
+            let name = probe.name.get_ref().trim().to_owned();
+            if name.is_empty() || name.chars().any(|c| c.is_control()) {
+                let message = format!("invalid probe name {:?}: use a short non-empty label", name);
+                self.error(probe.name.span(), &format!("{key}.name"), message);
+            } else if !names.insert(name.clone()) {
+                let message = format!("duplicate probe name {name:?}: probe names must be unique");
+                self.error(probe.name.span(), &format!("{key}.name"), message);
+            }
+            if let Some(spec) = self.probe(&key, &name, probe) {
+                probes.push(spec);
+            }
+        }
+        probes
+    }
+
+    fn probe(&mut self, key: &str, name: &str, raw: RawProbe) -> Option<ProbeSpec> {
+        let method = raw
+            .method
+            .as_ref()
+            .map_or("GET".to_owned(), |m| m.get_ref().to_uppercase());
+        if !METHODS.contains(&method.as_str()) {
+            let span = raw.method.as_ref().map(|m| m.span()).unwrap_or_default();
+            let message = format!(
+                "invalid method {method:?}: expected one of {}",
+                METHODS.join(", ")
+            );
+            self.error(span, &format!("{key}.method"), message);
+        }
+        let path = raw.path.get_ref().trim().to_owned();
+        if !path.starts_with('/') || path.chars().any(char::is_whitespace) {
+            let message = format!(
+                "invalid path {path:?}: write the path and query after the base URL, \
+                 starting with /, such as /v2/me.json"
+            );
+            self.error(raw.path.span(), &format!("{key}.path"), message);
+        }
+        let schedule = self.schedule(key, name, &raw)?;
+        let timeout = self.positive(
+            raw.timeout.as_ref(),
+            &format!("{key}.timeout"),
+            DEFAULT_TIMEOUT,
+        );
+        let max_body = match &raw.max_body {
+            Some(value) => self.size(value, &format!("{key}.max_body"))?,
+            None => DEFAULT_MAX_BODY,
+        };
+        let expect_status = match &raw.expect_status {
+            Some(value) => self.statuses(value, &format!("{key}.expect_status")),
+            None => vec![200],
+        };
+        let mut assertions = Vec::new();
+        for (path, check) in raw.expect_json.iter().flatten() {
+            let check_key = format!("{key}.expect_json.{path:?}");
+            match parse_check(check.get_ref()) {
+                Some(check) => assertions.push(JsonAssertion {
+                    path: path.clone(),
+                    check,
+                }),
+                None => {
+                    let message = format!(
+                        "invalid check {:?}: expected one of present, string, integer, number, \
+                         boolean, array, object, non_empty",
+                        check.get_ref()
+                    );
+                    self.error(check.span(), &check_key, message);
+                }
+            }
+        }
+        let default_baseline = if matches!(method.as_str(), "GET" | "HEAD") {
+            READ_BASELINE
+        } else {
+            WRITE_BASELINE
+        };
+        let latency_baseline = self.positive(
+            raw.latency_baseline.as_ref(),
+            &format!("{key}.latency_baseline"),
+            default_baseline,
+        );
+        Some(ProbeSpec {
+            name: Arc::from(name),
+            method,
+            path,
+            schedule,
+            timeout,
+            max_body,
+            expect_status,
+            assertions,
+            latency_baseline,
+        })
+    }
+
+    fn schedule(&mut self, key: &str, name: &str, raw: &RawProbe) -> Option<Schedule> {
+        match (&raw.interval, &raw.cron) {
+            (Some(_), Some(cron)) => {
+                let message = "set either `interval` or `cron`, not both".to_owned();
+                self.error(cron.span(), &format!("{key}.cron"), message);
+                None
+            }
+            (_, Some(line)) => {
+                let zone_name = raw
+                    .timezone
+                    .as_ref()
+                    .map_or("UTC", |zone| zone.get_ref().as_str());
+                let zone = match zone_name.parse::<chrono_tz::Tz>() {
+                    Ok(zone) => Some(zone),
+                    Err(_) => {
+                        let span = raw
+                            .timezone
+                            .as_ref()
+                            .map(|zone| zone.span())
+                            .unwrap_or_default();
+                        let message = format!(
+                            "unknown time zone {zone_name:?}: use an IANA name such as \
+                             Europe/Berlin or UTC"
+                        );
+                        self.error(span, &format!("{key}.timezone"), message);
+                        None
+                    }
+                };
+                let cron = match crate::probe::parse_cron(line.get_ref()) {
+                    Ok(cron) => Some(cron),
+                    Err(reason) => {
+                        let message = format!("invalid cron line {:?}: {reason}", line.get_ref());
+                        self.error(line.span(), &format!("{key}.cron"), message);
+                        None
+                    }
+                };
+                Some(Schedule::Cron {
+                    line: line.get_ref().clone(),
+                    cron: Box::new(cron?),
+                    zone: zone?,
+                })
+            }
+            (interval, None) => {
+                if let Some(zone) = &raw.timezone {
+                    let message = "`timezone` applies only to `cron` schedules".to_owned();
+                    self.error(zone.span(), &format!("{key}.timezone"), message);
+                }
+                let every = self.positive(
+                    interval.as_ref(),
+                    &format!("{key}.interval"),
+                    DEFAULT_INTERVAL,
+                );
+                let splay = crate::probe::splay_for(name, every);
+                Some(Schedule::Interval { every, splay })
+            }
+        }
+    }
+
+    fn size(&mut self, value: &Spanned<RawSize>, key: &str) -> Option<usize> {
+        let parsed = match value.get_ref() {
+            RawSize::Bytes(bytes) => usize::try_from(*bytes).ok().filter(|bytes| *bytes > 0),
+            RawSize::Text(text) => parse_size(text),
+        };
+        if parsed.is_none() {
+            let shown = match value.get_ref() {
+                RawSize::Bytes(bytes) => bytes.to_string(),
+                RawSize::Text(text) => format!("{text:?}"),
+            };
+            let message =
+                format!("invalid size {shown}: write bytes or a size such as 64KiB or 1MiB");
+            self.error(value.span(), key, message);
+        }
+        parsed
+    }
+
+    fn statuses(&mut self, value: &Spanned<Vec<i64>>, key: &str) -> Vec<u16> {
+        let mut statuses = Vec::new();
+        for status in value.get_ref() {
+            match u16::try_from(*status) {
+                Ok(status) if (100..=599).contains(&status) => statuses.push(status),
+                _ => {
+                    let message = format!("invalid HTTP status {status}: expected 100 to 599");
+                    self.error(value.span(), key, message);
+                }
+            }
+        }
+        if value.get_ref().is_empty() {
+            let message = "expect_status is empty: list at least one status, such as [200]";
+            self.error(value.span(), key, message.to_owned());
+        }
+        statuses
+    }
+}
+
+fn parse_check(text: &str) -> Option<JsonCheck> {
+    Some(match text {
+        "present" => JsonCheck::Present,
+        "string" => JsonCheck::String,
+        "integer" => JsonCheck::Integer,
+        "number" => JsonCheck::Number,
+        "boolean" => JsonCheck::Boolean,
+        "array" => JsonCheck::Array,
+        "object" => JsonCheck::Object,
+        "non_empty" => JsonCheck::NonEmpty,
+        _ => return None,
+    })
+}
+
+/// Parses `1024`, `64KiB`, `1MiB`, `10kB` or `2MB` into bytes.
+fn parse_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number.parse().ok()?;
+    let factor = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1024,
+        "MiB" => 1024 * 1024,
+        "kB" | "KB" => 1000,
+        "MB" => 1000 * 1000,
+        _ => return None,
+    };
+    number.checked_mul(factor).filter(|bytes| *bytes > 0)
+}

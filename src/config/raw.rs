@@ -1,0 +1,116 @@
+//! Raw configuration as serde reads it from TOML, before validation.
+//!
+//! Every table rejects unknown keys. Values that validation checks further are wrapped in
+//! [`Spanned`] so that an error can point at the line and column of the bad value.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub(crate) type Text = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub salesloft: Option<RawSalesloft>,
+    pub engine: Option<RawEngine>,
+    #[serde(default)]
+    pub probe: Vec<RawProbe>,
+    #[serde(default)]
+    pub rule: Vec<RawRule>,
+    pub receivers: Option<RawReceivers>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSalesloft {
+    pub base_url: Option<Text>,
+    pub credential: Option<Spanned<RawSecret>>,
+    pub location: Option<Text>,
+    pub user_agent: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSecret {
+    pub credential: Option<String>,
+    pub file: Option<String>,
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEngine {
+    pub eval_interval: Option<Text>,
+    pub histogram_max: Option<Text>,
+    pub keep_firing_for: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProbe {
+    pub name: Text,
+    pub method: Option<Text>,
+    pub path: Text,
+    pub interval: Option<Text>,
+    pub cron: Option<Text>,
+    pub timezone: Option<Text>,
+    pub timeout: Option<Text>,
+    pub max_body: Option<Spanned<RawSize>>,
+    pub expect_status: Option<Spanned<Vec<i64>>>,
+    pub expect_json: Option<BTreeMap<String, Text>>,
+    pub latency_baseline: Option<Text>,
+}
+
+/// A byte size: an integer, or a string such as `"1MiB"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawSize {
+    Bytes(i64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    pub name: Text,
+    pub severity: Text,
+    pub expr: Text,
+    pub window: Option<Text>,
+    #[serde(rename = "for")]
+    pub for_: Option<Text>,
+    pub keep_firing_for: Option<Text>,
+    pub min_samples: Option<Spanned<i64>>,
+    pub runbook: Text,
+    pub summary: Option<Text>,
+    pub probes: Option<Vec<Text>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReceivers {
+    pub email: Option<RawEmail>,
+    pub otlp: Option<RawOtlp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEmail {
+    pub host: Text,
+    pub port: Option<Spanned<i64>>,
+    pub tls: Option<Text>,
+    pub username: Option<Text>,
+    pub password: Option<Spanned<RawSecret>>,
+    pub from: Text,
+    pub to: Spanned<Vec<Text>>,
+    pub timeout: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOtlp {
+    pub endpoint: Text,
+    pub export_interval: Option<Text>,
+    pub timeout: Option<Text>,
+}

@@ -1,0 +1,247 @@
+//! Validation of alert rules and receivers.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::raw::*;
+use super::types::*;
+use super::validate::{DEFAULT_WINDOW, Validator};
+use crate::alert::Severity;
+
+impl Validator<'_> {
+    pub(super) fn rules(
+        &mut self,
+        raw: Vec<RawRule>,
+        probes: &[ProbeSpec],
+        keep_firing_default: Duration,
+    ) -> Vec<RuleSpec> {
+        let probe_names: HashSet<&str> = probes.iter().map(|probe| &*probe.name).collect();
+        let mut names = HashSet::new();
+        let mut rules = Vec::with_capacity(raw.len());
+        for (index, rule) in raw.into_iter().enumerate() {
+            let key = format!("rule[{index}]");
+            let name = rule.name.get_ref().trim().to_owned();
+            if name.is_empty() {
+                self.error(
+                    rule.name.span(),
+                    &format!("{key}.name"),
+                    "rule name is empty".into(),
+                );
+            } else if !names.insert(name.clone()) {
+                let message = format!("duplicate rule name {name:?}: rule names must be unique");
+                self.error(rule.name.span(), &format!("{key}.name"), message);
+            }
+            let severity = match rule.severity.get_ref().parse::<Severity>() {
+                Ok(severity) => Some(severity),
+                Err(message) => {
+                    self.error(rule.severity.span(), &format!("{key}.severity"), message);
+                    None
+                }
+            };
+            let expr = match crate::alert::parse(rule.expr.get_ref()) {
+                Ok(expr) => Some(expr),
+                Err(error) => {
+                    // The span covers the quoted string, so the text starts one byte later.
+                    let start = rule.expr.span().start + 1 + error.offset;
+                    let message = format!(
+                        "invalid expression {:?}: {}",
+                        rule.expr.get_ref(),
+                        error.message
+                    );
+                    self.error(start..start, &format!("{key}.expr"), message);
+                    None
+                }
+            };
+            let window = self.positive(
+                rule.window.as_ref(),
+                &format!("{key}.window"),
+                DEFAULT_WINDOW,
+            );
+            let for_ = self.duration_or(rule.for_.as_ref(), &format!("{key}.for"), Duration::ZERO);
+            let keep_firing_for = self.duration_or(
+                rule.keep_firing_for.as_ref(),
+                &format!("{key}.keep_firing_for"),
+                keep_firing_default,
+            );
+            let min_samples = match &rule.min_samples {
+                Some(value) => match u32::try_from(*value.get_ref()) {
+                    Ok(count) => count,
+                    Err(_) => {
+                        let message = format!(
+                            "invalid min_samples {}: expected a whole number from 0",
+                            value.get_ref()
+                        );
+                        self.error(value.span(), &format!("{key}.min_samples"), message);
+                        1
+                    }
+                },
+                None => 1,
+            };
+            let mut selected = Vec::new();
+            for probe in rule.probes.iter().flatten() {
+                if probe_names.contains(probe.get_ref().as_str()) {
+                    selected.push(Arc::from(probe.get_ref().as_str()));
+                } else {
+                    let message = format!(
+                        "unknown probe {:?}: name a probe defined in a [[probe]] table",
+                        probe.get_ref()
+                    );
+                    self.error(probe.span(), &format!("{key}.probes"), message);
+                }
+            }
+            let runbook = rule.runbook.get_ref().trim();
+            if runbook.is_empty() {
+                let message = "runbook is empty: say what the person paged should do".to_owned();
+                self.error(rule.runbook.span(), &format!("{key}.runbook"), message);
+            }
+            let (Some(severity), Some(expr)) = (severity, expr) else {
+                continue;
+            };
+            rules.push(RuleSpec {
+                name: Arc::from(name.as_str()),
+                severity,
+                expr_text: Arc::from(rule.expr.get_ref().as_str()),
+                expr,
+                window,
+                for_,
+                keep_firing_for,
+                min_samples,
+                runbook: Arc::from(runbook),
+                summary: rule.summary.map(|summary| summary.into_inner()),
+                probes: selected,
+            });
+        }
+        rules
+    }
+
+    pub(super) fn receivers(&mut self, raw: Option<RawReceivers>) -> Receivers {
+        let Some(raw) = raw else {
+            return Receivers::default();
+        };
+        let email = raw.email.map(|email| self.email(email));
+        let otlp = raw.otlp.map(|otlp| self.otlp(otlp));
+        Receivers { email, otlp }
+    }
+
+    fn email(&mut self, raw: RawEmail) -> EmailConfig {
+        let tls = match raw.tls.as_ref().map(|tls| tls.get_ref().as_str()) {
+            None | Some("starttls") => SmtpTls::Starttls,
+            Some("implicit") => SmtpTls::Implicit,
+            Some("none") => SmtpTls::None,
+            Some(other) => {
+                let span = raw.tls.as_ref().map(|tls| tls.span()).unwrap_or_default();
+                let message = format!("invalid tls {other:?}: expected starttls, implicit or none");
+                self.error(span, "receivers.email.tls", message);
+                SmtpTls::Starttls
+            }
+        };
+        let host = raw.host.get_ref().trim().to_owned();
+        if host.is_empty() {
+            self.error(
+                raw.host.span(),
+                "receivers.email.host",
+                "host is empty".to_owned(),
+            );
+        }
+        if tls == SmtpTls::None && !is_loopback(&host) {
+            let message = format!(
+                "tls = \"none\" sends mail and passwords in clear text, so it is allowed only \
+                 for a loopback host, not {host:?}: use starttls or implicit"
+            );
+            let span = raw.tls.as_ref().map(|tls| tls.span()).unwrap_or_default();
+            self.error(span, "receivers.email.tls", message);
+        }
+        let port = match &raw.port {
+            Some(port) => match u16::try_from(*port.get_ref()) {
+                Ok(port) if port > 0 => port,
+                _ => {
+                    let message = format!("invalid port {}: expected 1 to 65535", port.get_ref());
+                    self.error(port.span(), "receivers.email.port", message);
+                    0
+                }
+            },
+            None => match tls {
+                SmtpTls::Starttls => 587,
+                SmtpTls::Implicit => 465,
+                SmtpTls::None => 25,
+            },
+        };
+        let username = raw.username.map(|name| name.into_inner());
+        let password = raw
+            .password
+            .as_ref()
+            .map(|secret| self.secret(secret, "receivers.email.password"));
+        if username.is_some() != password.is_some() {
+            let message = "set both `username` and `password` for SMTP AUTH, or neither".to_owned();
+            self.error(raw.host.span(), "receivers.email", message);
+        }
+        self.mailbox(&raw.from, "receivers.email.from");
+        if raw.to.get_ref().is_empty() {
+            let message = "`to` is empty: list at least one recipient".to_owned();
+            self.error(raw.to.span(), "receivers.email.to", message);
+        }
+        for recipient in raw.to.get_ref() {
+            self.mailbox(recipient, "receivers.email.to");
+        }
+        let timeout = self.positive(
+            raw.timeout.as_ref(),
+            "receivers.email.timeout",
+            Duration::from_secs(10),
+        );
+        EmailConfig {
+            host,
+            port,
+            tls,
+            username,
+            password,
+            from: raw.from.into_inner(),
+            to: raw
+                .to
+                .into_inner()
+                .into_iter()
+                .map(|to| to.into_inner())
+                .collect(),
+            timeout,
+        }
+    }
+
+    fn mailbox(&mut self, value: &Text, key: &str) {
+        if value.get_ref().parse::<lettre::message::Mailbox>().is_err() {
+            let message = format!(
+                "invalid address {:?}: expected name@example.com or \"Name <name@example.com>\"",
+                value.get_ref()
+            );
+            self.error(value.span(), key, message);
+        }
+    }
+
+    fn otlp(&mut self, raw: RawOtlp) -> OtlpConfig {
+        let endpoint = self.url(&raw.endpoint, "receivers.otlp.endpoint");
+        let export_interval = self.positive(
+            raw.export_interval.as_ref(),
+            "receivers.otlp.export_interval",
+            Duration::from_secs(15),
+        );
+        let timeout = self.positive(
+            raw.timeout.as_ref(),
+            "receivers.otlp.timeout",
+            Duration::from_secs(5),
+        );
+        OtlpConfig {
+            endpoint,
+            export_interval,
+            timeout,
+        }
+    }
+}
+
+/// Returns whether a host name or address stays on this machine.
+pub fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
