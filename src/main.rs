@@ -1,3 +1,9 @@
-//! The `loftwatch` command line.
+//! The `loftwatch` command line: run, validate, check, simulate and demo.
 
-fn main() {}
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::main()
+}

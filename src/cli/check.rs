@@ -1,0 +1,81 @@
+//! `loftwatch check`: one pass over every probe, the post-launch smoke test.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use loftwatch::config::Config;
+use loftwatch::probe::{Outcome, ProbeResult};
+use loftwatch::salesloft::Client;
+
+type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Runs each probe once, concurrently, and prints a table or JSON. Exit 0 when all passed.
+pub async fn run(config: Config, json: bool, env: Env) -> ExitCode {
+    let token = match config.salesloft.credential.load("salesloft.credential", &*env) {
+        Ok(token) => token,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    let client = match Client::new(&config.salesloft, token) {
+        Ok(client) => Arc::new(client),
+        Err(error) => {
+            eprintln!("cannot build the SalesLoft client: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runs = config.probes.iter().map(|spec| {
+        let client = client.clone();
+        let spec = spec.clone();
+        tokio::spawn(async move { loftwatch::probe::run(&client, &spec).await })
+    });
+    let mut results = Vec::new();
+    for run in runs {
+        match run.await {
+            Ok(result) => results.push(result),
+            Err(error) => {
+                eprintln!("a probe task failed: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let passed = results.iter().all(|result| result.outcome == Outcome::Ok);
+    if json {
+        let report = serde_json::json!({
+            "passed": passed,
+            "base_url": config.salesloft.base_url,
+            "probes": results.iter().map(result_json).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        for result in &results {
+            let status = result.status.map_or("-".to_owned(), |status| status.to_string());
+            let detail = result.detail.as_deref().unwrap_or("");
+            println!(
+                "{:<6} {:<20} status {:<4} {:>8.1} ms  {}",
+                if result.outcome == Outcome::Ok { "PASS" } else { "FAIL" },
+                result.probe,
+                status,
+                result.latency.as_secs_f64() * 1000.0,
+                if result.outcome == Outcome::Ok { "" } else { detail },
+            );
+        }
+        let failed = results.iter().filter(|result| result.outcome != Outcome::Ok).count();
+        println!("{} probes, {failed} failed", results.len());
+    }
+    if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn result_json(result: &ProbeResult) -> serde_json::Value {
+    serde_json::json!({
+        "probe": &*result.probe,
+        "passed": result.outcome == Outcome::Ok,
+        "outcome": result.outcome.as_str(),
+        "status": result.status,
+        "latency_ms": (result.latency.as_secs_f64() * 1000.0 * 10.0).round() / 10.0,
+        "ratelimit_cost": result.rate_limit.cost,
+        "ratelimit_remaining_minute": result.rate_limit.remaining,
+        "detail": result.detail,
+    })
+}

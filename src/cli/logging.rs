@@ -1,0 +1,27 @@
+//! Log output: plain text without colours when not on a terminal (journald adds its own
+//! timestamps), or JSON lines for log shippers.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber. `RUST_LOG` overrides the default level, `info`; the demo
+/// keeps logs to warnings so its own display stays readable.
+pub fn init(json: bool, demo: bool) {
+    let default = if demo { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().with_current_span(false).init();
+        return;
+    }
+    let terminal = std::io::stderr().is_terminal();
+    // Under systemd, journald stamps each line itself, so loftwatch leaves the time out.
+    let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = builder.with_ansi(terminal && !under_journald);
+    if under_journald {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}

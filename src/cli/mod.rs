@@ -1,0 +1,206 @@
+//! Subcommands of the `loftwatch` binary. Exit codes: 0 success, 1 a probe or the daemon
+//! failed, 2 invalid configuration or usage.
+
+mod check;
+mod demo;
+mod logging;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::sync::watch;
+
+use loftwatch::config::{self, Config};
+
+/// Synthetic monitoring and alerting for integrations that depend on the SalesLoft REST API.
+#[derive(Debug, Parser)]
+#[command(name = "loftwatch", version, about)]
+struct Cli {
+    /// Log format: text for terminals and journald, json for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "LOFTWATCH_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon: probe on schedule, evaluate rules, send notifications.
+    Run {
+        /// Configuration file.
+        #[arg(short, long, default_value = "alerts.toml", env = "LOFTWATCH_CONFIG")]
+        config: PathBuf,
+    },
+    /// Check a configuration file without calling SalesLoft: exit 0 if valid, 2 if not.
+    Validate {
+        /// Configuration file.
+        #[arg(default_value = "alerts.toml")]
+        config: PathBuf,
+    },
+    /// Run every probe once and report: exit 0 if all passed, 1 if one failed, 2 on bad config.
+    Check {
+        /// Configuration file.
+        #[arg(short, long, default_value = "alerts.toml", env = "LOFTWATCH_CONFIG")]
+        config: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the SalesLoft API simulator with scriptable faults.
+    Simulate {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        listen: SocketAddr,
+        /// Scenario file (a fault timeline) to play from start-up.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+    /// Show the whole job against the built-in simulator: every checklist rule fires and
+    /// resolves within three minutes, and every notification is written to a folder.
+    Demo {
+        /// Folder for the notifications; a new folder under the temporary directory by default.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format == LogFormat::Json, matches!(cli.command, Command::Demo { .. }));
+    match cli.command {
+        Command::Validate { config } => validate(&config),
+        Command::Run { config } => match load(&config) {
+            Ok(config) => runtime().block_on(run(config)),
+            Err(code) => code,
+        },
+        Command::Check { config, json } => match load(&config) {
+            Ok(config) => runtime().block_on(check::run(config, json, process_env())),
+            Err(code) => code,
+        },
+        Command::Simulate { listen, scenario } => runtime().block_on(simulate(listen, scenario)),
+        Command::Demo { out } => runtime().block_on(demo::run(out)),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime should start")
+}
+
+/// Loads a configuration, printing every problem and returning exit code 2 if it is invalid.
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|error| {
+        eprintln!("{error}");
+        eprintln!("{}: invalid configuration", path.display());
+        ExitCode::from(2)
+    })
+}
+
+fn validate(path: &std::path::Path) -> ExitCode {
+    match load(path) {
+        Ok(config) => {
+            println!(
+                "{}: valid: {} probes, {} rules",
+                path.display(),
+                config.probes.len(),
+                config.rules.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+pub(crate) fn process_env() -> Arc<dyn Fn(&str) -> Option<String> + Send + Sync> {
+    Arc::new(|name: &str| std::env::var(name).ok())
+}
+
+/// Returns a receiver that turns true on SIGINT or SIGTERM.
+pub(crate) fn shutdown_signal() -> watch::Receiver<bool> {
+    let (sender, receiver) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = sender.send(true);
+    });
+    receiver
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = match signal(SignalKind::terminate()) {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn run(config: Config) -> ExitCode {
+    let options = loftwatch::daemon::RunOptions {
+        env: process_env(),
+        file_sink: None,
+        observer: None,
+        shutdown: shutdown_signal(),
+    };
+    match loftwatch::daemon::run(config, options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "loftwatch cannot start");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn simulate(listen: SocketAddr, scenario: Option<PathBuf>) -> ExitCode {
+    let mut options = loftwatch::simulator::SimulatorOptions::default();
+    if let Some(path) = scenario {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) => {
+                eprintln!("{}: cannot read the scenario: {error}", path.display());
+                return ExitCode::from(2);
+            }
+        };
+        match loftwatch::simulator::Scenario::from_toml(&text) {
+            Ok(scenario) => options.scenario = Some(scenario),
+            Err(error) => {
+                eprintln!("{}: {error}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let handle = match loftwatch::simulator::start(listen, options).await {
+        Ok(handle) => handle,
+        Err(error) => {
+            eprintln!("cannot listen on {listen}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("SalesLoft simulator listening on {}", handle.base_url());
+    let mut shutdown = shutdown_signal();
+    let _ = shutdown.changed().await;
+    handle.shutdown().await;
+    ExitCode::SUCCESS
+}
