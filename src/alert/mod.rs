@@ -2,7 +2,10 @@
 //! machine that turns conditions into firing and resolved transitions.
 
 mod expr;
+mod parse;
+mod text;
 mod transition;
 
-pub use expr::Expr;
+pub use expr::{Aggregate, CompareOp, Evaluation, Expr, Measurement, Threshold};
+pub use parse::{ExprError, parse};
 pub use transition::{Severity, Transition, TransitionKind};
