@@ -148,7 +148,7 @@ fn selects(rule: &RuleSpec, name: &str) -> bool {
     rule.probes.is_empty() || rule.probes.iter().any(|probe| &**probe == name)
 }
 
-/// What a transition is built from besides the instance.
+/// Inputs of a transition besides the alert instance.
 struct Context<'a> {
     rule: &'a RuleSpec,
     probe: &'a Arc<str>,
@@ -174,7 +174,7 @@ impl Context<'_> {
                 .replace("{threshold}", &threshold_text)
                 .replace("{probe}", self.probe)
                 .replace("{window}", &window_text),
-            None => self.default_summary(&value_text, &threshold_text, &window_text),
+            None => self.default_summary(value, &value_text, &threshold_text, &window_text),
         };
         Transition {
             alert_id: text::alert_id(&rule.name, self.probe),
@@ -197,8 +197,14 @@ impl Context<'_> {
 
     /// Builds the summary of a rule without a template: `3 responses matching status == 401 in
     /// 1m on probe me`, `p99 latency 2450 ms in 5m on probe me (threshold > 2000 ms)`.
-    fn default_summary(&self, value: &str, threshold: &str, window: &str) -> String {
-        let subject = self.rule.expr.subject_text();
+    fn default_summary(
+        &self,
+        measurement: Option<Measurement>,
+        value: &str,
+        threshold: &str,
+        window: &str,
+    ) -> String {
+        let subject = self.rule.expr.subject_text(measurement);
         let probe = self.probe;
         match self.rule.expr.aggregate {
             Aggregate::Count(_) | Aggregate::Ratio(_) => {

@@ -162,6 +162,8 @@ async fn quantile_needs_min_samples() {
     assert_eq!(transitions[0].value_text, "2500 ms");
     assert_eq!(transitions[0].value, Some(2500.0));
     assert_eq!(transitions[0].threshold_text, "> 2000 ms");
+    let summary = "p99 latency 2500 ms in 5m on probe me (threshold > 2000 ms)";
+    assert_eq!(transitions[0].summary, summary);
 }
 
 #[tokio::test(start_paused = true)]
@@ -298,21 +300,24 @@ async fn transition_fields_are_filled() {
     assert!(harness.result("me", 4 * SECOND, 401, 90).is_empty());
     let transitions = [transitions, harness.result("me", 5 * SECOND, 401, 90)].concat();
     assert_eq!(transitions.len(), 1);
+
     let firing = &transitions[0];
     assert_eq!(firing.kind, TransitionKind::Firing);
     assert_eq!(&*firing.rule, "Auth down");
     assert_eq!(&*firing.probe, "me");
     assert_eq!(&*firing.location, "eu-1");
     assert_eq!(firing.severity, Severity::P1);
+
     assert_eq!(&*firing.expr, "count(status == 401) > 0");
     assert_eq!(firing.value, Some(1.0));
     assert_eq!(firing.value_text, "1");
     assert_eq!(firing.threshold_text, "> 0");
     assert_eq!(firing.window_text, "1m");
     assert_eq!(&*firing.runbook, "rotate the token");
+
     assert_eq!(
         firing.summary,
-        "1 responses matching status == 401 in 1m on probe me"
+        "1 response matching status == 401 in 1m on probe me"
     );
     assert_eq!(firing.at, harness.wall(harness.start + 3 * SECOND));
     assert_eq!(firing.alert_id.len(), 16);
@@ -334,6 +339,8 @@ async fn ratio_and_template_summary() {
     assert!(transitions.is_empty(), "1 in 5 is 20 %, not above it");
     let transitions = harness.result("me", 5 * SECOND, 503, 90);
     assert_eq!(transitions[0].value_text, "33.33 %");
+    let value = transitions[0].value.unwrap();
+    assert!((value - 100.0 / 3.0).abs() < 1e-9, "value {value}");
     assert_eq!(
         transitions[0].summary,
         "33.33 % failed on me over 10m (> 20 %)"

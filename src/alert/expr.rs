@@ -189,10 +189,12 @@ impl Expr {
 
     /// Describes what the aggregate measures, for default summaries:
     /// `responses matching status == 401`, `results matching outcome == timeout`, `p99 latency`.
-    pub fn subject_text(&self) -> String {
+    /// `value` makes a count of exactly one singular: `response matching status == 401`.
+    pub fn subject_text(&self, value: Option<Measurement>) -> String {
+        let one = value == Some(Measurement::Count(1));
         match &self.aggregate {
-            Aggregate::Count(filter) | Aggregate::Rate(filter) => matching_text(filter),
-            Aggregate::Ratio(filter) => format!("of {}", matching_text(filter)),
+            Aggregate::Count(filter) | Aggregate::Rate(filter) => matching_text(filter, one),
+            Aggregate::Ratio(filter) => format!("of {}", matching_text(filter, false)),
             Aggregate::Quantile(q) => format!("{} latency", text::quantile_name(*q)),
             Aggregate::Max => "max latency".to_owned(),
         }
@@ -200,13 +202,18 @@ impl Expr {
 }
 
 /// Names what a filter selects. A status comparison only matches results with a response, so
-/// such filters count "responses"; filters over outcomes also count timeouts and connection
+/// such filters count "responses". Filters over outcomes also match timeouts and connection
 /// errors, so they count "results".
-fn matching_text(filter: &Filter) -> String {
+fn matching_text(filter: &Filter, one: bool) -> String {
+    let noun = match (only_status(filter), one) {
+        (true, true) => "response",
+        (true, false) => "responses",
+        (false, true) => "result",
+        (false, false) => "results",
+    };
     match filter {
-        Filter::All => "results".to_owned(),
-        filter if only_status(filter) => format!("responses matching {filter}"),
-        filter => format!("results matching {filter}"),
+        Filter::All => noun.to_owned(),
+        filter => format!("{noun} matching {filter}"),
     }
 }
 

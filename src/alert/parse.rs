@@ -14,7 +14,7 @@ use super::expr::{Aggregate, CompareOp, Expr, Threshold};
 pub struct ExprError {
     /// Byte offset into the expression text where the problem starts.
     pub offset: usize,
-    /// What is wrong and what was expected.
+    /// Description of the problem and of what was expected.
     pub message: String,
 }
 

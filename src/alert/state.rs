@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::{Measurement, Severity};
 
-/// Where an alert instance is in its lifecycle. A resolved alert is inactive again.
+/// Lifecycle state of an alert instance. A resolved alert is inactive again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AlertState {
     /// The condition is false, or has never been evaluated with data.
@@ -51,7 +51,7 @@ pub struct AlertStatus {
     pub since: SystemTime,
 }
 
-/// What a step of the state machine asks the engine to send.
+/// Notification that a step of the state machine requires the engine to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Change {
     None,

@@ -1,4 +1,4 @@
-//! How values, thresholds, windows and ids are written for people and for receivers.
+//! Formatting of values, thresholds, windows and alert ids for people and receivers.
 
 use std::time::Duration;
 

@@ -49,7 +49,7 @@ struct ProbeSeries {
     overflow: u64,
 }
 
-/// Recent results of every probe, answering sliding-window queries.
+/// Recent results of every probe, for sliding-window queries.
 ///
 /// Each result is kept as one [`Sample`] with its exact completion time, so a window
 /// `(now - window, now]` counts exactly the results that finished inside it. Samples older than
@@ -143,7 +143,7 @@ impl Recorder {
     }
 
     /// Returns the results of `probe` that finished in `(now - window, now]`. An unknown probe
-    /// gives an empty window. A window longer than the retention sees only retained results.
+    /// gives an empty window. A window longer than the retention contains only retained results.
     pub fn window(&self, probe: &str, now: Instant, window: Duration) -> Window<'_> {
         let end = self.offset_nanos(now);
         let start = end.saturating_sub(duration_nanos(window));
