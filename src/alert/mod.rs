@@ -3,6 +3,7 @@
 
 mod engine;
 mod expr;
+mod lexer;
 mod parse;
 mod state;
 mod text;

@@ -1,5 +1,5 @@
-//! The parser of rule expressions: a tokenizer and a recursive-descent parser that report the
-//! byte offset of the first bad token.
+//! The parser of rule expressions: a recursive-descent parser that reports the byte offset of
+//! the first bad token.
 
 use std::time::Duration;
 
@@ -7,6 +7,7 @@ use crate::probe::Outcome;
 use crate::stats::{Filter, StatusOp};
 
 use super::expr::{Aggregate, CompareOp, Expr, Threshold};
+use super::lexer::{Spanned, Token, error, tokenize};
 
 /// A rule expression that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,111 +17,6 @@ pub struct ExprError {
     pub offset: usize,
     /// Description of the problem and of what was expected.
     pub message: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Token<'a> {
-    Ident(&'a str),
-    Number(f64),
-    Op(&'a str),
-    Percent,
-    Star,
-    Open,
-    Close,
-    End,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Spanned<'a> {
-    token: Token<'a>,
-    offset: usize,
-    text: &'a str,
-}
-
-impl Spanned<'_> {
-    /// Names the token in error messages: `` `foo` `` or `end of expression`.
-    fn describe(&self) -> String {
-        match self.token {
-            Token::End => "end of expression".to_owned(),
-            _ => format!("`{}`", self.text),
-        }
-    }
-}
-
-fn error<T>(offset: usize, message: impl Into<String>) -> Result<T, ExprError> {
-    Err(ExprError {
-        offset,
-        message: message.into(),
-    })
-}
-
-fn tokenize(text: &str) -> Result<Vec<Spanned<'_>>, ExprError> {
-    let bytes = text.as_bytes();
-    let mut tokens = Vec::new();
-    let mut start = 0;
-    while start < bytes.len() {
-        let byte = bytes[start];
-        if byte.is_ascii_whitespace() {
-            start += 1;
-            continue;
-        }
-        let end = if byte.is_ascii_alphabetic() || byte == b'_' {
-            start + count_while(&bytes[start..], |b| b.is_ascii_alphanumeric() || b == b'_')
-        } else if byte.is_ascii_digit() || byte == b'.' {
-            start + count_while(&bytes[start..], |b| b.is_ascii_digit() || b == b'.')
-        } else if matches!(byte, b'>' | b'<' | b'=' | b'!') {
-            let two = bytes.get(start + 1) == Some(&b'=');
-            start + if two { 2 } else { 1 }
-        } else if byte.is_ascii() {
-            start + 1
-        } else {
-            let width = text[start..].chars().next().map_or(1, char::len_utf8);
-            let bad = &text[start..start + width];
-            return error(
-                start,
-                format!("unexpected character `{bad}` in rule expression"),
-            );
-        };
-        let slice = &text[start..end];
-        let token = match byte {
-            b'a'..=b'z' | b'A'..=b'Z' | b'_' => Token::Ident(slice),
-            b'0'..=b'9' | b'.' => match slice.parse::<f64>() {
-                Ok(value) => Token::Number(value),
-                Err(_) => return error(start, format!("invalid number `{slice}`")),
-            },
-            b'>' | b'<' | b'!' if slice == "!" => {
-                return error(start, "unexpected `!`: write `!=` or use `not`");
-            }
-            b'=' if slice == "=" => return error(start, "unexpected `=`: write `==` to compare"),
-            b'>' | b'<' | b'=' | b'!' => Token::Op(slice),
-            b'%' => Token::Percent,
-            b'*' => Token::Star,
-            b'(' => Token::Open,
-            b')' => Token::Close,
-            _ => {
-                return error(
-                    start,
-                    format!("unexpected character `{slice}` in rule expression"),
-                );
-            }
-        };
-        tokens.push(Spanned {
-            token,
-            offset: start,
-            text: slice,
-        });
-        start = end;
-    }
-    tokens.push(Spanned {
-        token: Token::End,
-        offset: text.len(),
-        text: "",
-    });
-    Ok(tokens)
-}
-
-fn count_while(bytes: &[u8], keep: impl Fn(u8) -> bool) -> usize {
-    bytes.iter().take_while(|byte| keep(**byte)).count()
 }
 
 /// Parses a rule expression such as `count(status >= 500 and status <= 599) > 5`,

@@ -12,7 +12,7 @@
 //! counted per probe, never dropped.
 //!
 //! Time buckets with HDR-quantized values were the alternative. They only save memory when a
-//! bucket holds many results. SalesLoft's rate budget of 600 requests a minute per team,
+//! bucket contains many results. SalesLoft's rate budget of 600 requests a minute per team,
 //! shared by every probe, keeps a useful schedule to about ten results a second in all, so a
 //! one-second bucket would usually hold one result plus its own overhead, and bucket edges
 //! would move window boundaries. Memory is 16 bytes per retained result plus the spare
