@@ -1,8 +1,16 @@
 //! Alert rules: expressions over a probe's sliding window, their evaluation, and the state
 //! machine that turns conditions into firing and resolved transitions.
 
+mod engine;
 mod expr;
+mod lexer;
+mod parse;
+mod state;
+mod text;
 mod transition;
 
-pub use expr::{Expr, ExprError, parse};
+pub use engine::Engine;
+pub use expr::{Aggregate, CompareOp, Evaluation, Expr, Measurement, Threshold};
+pub use parse::{ExprError, parse};
+pub use state::{AlertState, AlertStatus};
 pub use transition::{Severity, Transition, TransitionKind};
