@@ -84,7 +84,11 @@ pub enum Schedule {
     /// Every `every`, starting `splay` after start-up so probes do not all fire together.
     Interval { every: Duration, splay: Duration },
     /// At the times of a 5-field crontab(5) line, in an IANA time zone.
-    Cron { line: String, cron: Box<croner::Cron>, zone: chrono_tz::Tz },
+    Cron {
+        line: String,
+        cron: Box<croner::Cron>,
+        zone: chrono_tz::Tz,
+    },
 }
 
 /// One check on a JSON response body.
@@ -182,7 +186,11 @@ pub enum SecretError {
     )]
     NotFound { what: String, tried: String },
     #[error("{what}: cannot read {path}: {source}")]
-    Unreadable { what: String, path: PathBuf, source: std::io::Error },
+    Unreadable {
+        what: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{what} is empty in {origin}")]
     Empty { what: String, origin: String },
 }
@@ -191,7 +199,11 @@ impl SecretSource {
     /// Reads the secret from the first source present, trimming surrounding whitespace.
     /// `what` names the secret in errors (`salesloft.credential`); `env` looks up variables,
     /// so tests never touch the process environment.
-    pub fn load(&self, what: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, SecretError> {
+    pub fn load(
+        &self,
+        what: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<String, SecretError> {
         let mut tried = Vec::new();
         if let Some(name) = &self.credential {
             match env("CREDENTIALS_DIRECTORY") {
@@ -220,9 +232,14 @@ impl SecretSource {
             tried.push(format!("environment variable {name}"));
         }
         if tried.is_empty() {
-            return Err(SecretError::NoSource { what: what.to_owned() });
+            return Err(SecretError::NoSource {
+                what: what.to_owned(),
+            });
         }
-        Err(SecretError::NotFound { what: what.to_owned(), tried: tried.join(", ") })
+        Err(SecretError::NotFound {
+            what: what.to_owned(),
+            tried: tried.join(", "),
+        })
     }
 }
 
@@ -230,16 +247,21 @@ fn read_secret_file(what: &str, path: &std::path::Path) -> Result<Option<String>
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => {
-            Err(SecretError::Unreadable { what: what.to_owned(), path: path.to_owned(), source })
-        }
+        Err(source) => Err(SecretError::Unreadable {
+            what: what.to_owned(),
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
 fn non_empty(what: &str, secret: String, origin: String) -> Result<String, SecretError> {
     let trimmed = secret.trim();
     if trimmed.is_empty() {
-        return Err(SecretError::Empty { what: what.to_owned(), origin });
+        return Err(SecretError::Empty {
+            what: what.to_owned(),
+            origin,
+        });
     }
     Ok(trimmed.to_owned())
 }

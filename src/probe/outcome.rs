@@ -70,13 +70,18 @@ impl Outcome {
 
     /// Parses an `error.type` value as written in rule expressions.
     pub fn parse(text: &str) -> Option<Outcome> {
-        Outcome::ALL.into_iter().find(|outcome| outcome.as_str() == text)
+        Outcome::ALL
+            .into_iter()
+            .find(|outcome| outcome.as_str() == text)
     }
 
     /// Returns whether a complete HTTP response was read, so the latency is a real sample.
     /// A timeout also records its elapsed time; connection, DNS and TLS failures do not.
     pub fn has_latency_sample(self) -> bool {
-        !matches!(self, Outcome::ConnectError | Outcome::DnsError | Outcome::TlsError)
+        !matches!(
+            self,
+            Outcome::ConnectError | Outcome::DnsError | Outcome::TlsError
+        )
     }
 
     /// Returns the index of this outcome in [`Outcome::ALL`].
