@@ -1,8 +1,9 @@
 //! Notifications: delivers alert transitions to the configured receivers.
 //!
-//! [`Notifier::send`] only enqueues. Each receiver (email over SMTP, OTLP log records, and the
-//! demo's file sink) runs in its own tokio task with its own queue and retries with exponential
-//! backoff, so a dead server behind one receiver never stalls the caller or the others.
+//! [`Notifier::send`] only enqueues. The receivers are email over SMTP, OTLP log records, and
+//! the demo's file sink. Each runs in its own tokio task with its own queue and retries with
+//! exponential backoff, so a dead server behind one receiver never stalls the caller or the
+//! others.
 
 mod email;
 mod file_sink;
@@ -68,7 +69,7 @@ pub enum NotifyError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct DeliveryError {
-    /// What failed, with no secret in it.
+    /// Description of the failure, with no secret in it.
     pub message: String,
     /// True when the receiver rejected the notification for good (an SMTP 5xx reply, an
     /// email that cannot be built), so retrying is pointless.

@@ -1,5 +1,6 @@
 //! The notifier: one queue and one tokio task per receiver, with retries and backoff.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +31,8 @@ pub struct Backoff {
 }
 
 impl Default for Backoff {
-    /// One second doubling up to one minute, eight attempts: about three minutes of retries.
+    /// Returns one second doubling up to one minute and eight attempts, which retries for
+    /// about three minutes.
     fn default() -> Backoff {
         Backoff {
             initial: Duration::from_secs(1),
@@ -326,7 +328,9 @@ fn spawn_retried(
     let backoff = options.backoff.clone();
     let task = tokio::spawn(async move {
         while let Some(transition) = incoming.recv().await {
-            deliver_with_retry(kind, &receiver, &transition, &backoff, &task_stats).await;
+            let attempt = || receiver.deliver(&transition);
+            let alert_id = transition.alert_id.as_str();
+            deliver_with_retry(kind, alert_id, &backoff, &task_stats, attempt).await;
             task_stats.pending.fetch_sub(1, Ordering::Relaxed);
         }
     });
@@ -359,18 +363,22 @@ fn spawn_otlp(
     }
 }
 
-async fn deliver_with_retry(
+/// Runs `deliver` until it succeeds, fails permanently or has used every attempt of `backoff`,
+/// sleeping the backoff delay between attempts, and counts the outcome in `stats`.
+async fn deliver_with_retry<F, Fut>(
     kind: ReceiverKind,
-    receiver: &RetriedReceiver,
-    transition: &Transition,
+    alert_id: &str,
     backoff: &Backoff,
     stats: &ReceiverStats,
-) {
+    mut deliver: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), DeliveryError>>,
+{
     let receiver_name = kind.as_str();
-    let alert_id = transition.alert_id.as_str();
     let mut attempt = 1;
     loop {
-        let error = match receiver.deliver(transition).await {
+        let error = match deliver().await {
             Ok(()) => {
                 stats.add_sent(1);
                 debug!(
@@ -411,6 +419,76 @@ async fn deliver_with_retry(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    fn test_backoff() -> Backoff {
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(150),
+            max_attempts: 4,
+        }
+    }
+
+    /// Runs the retry loop with attempts that fail with `errors` in turn and succeed after
+    /// them, and returns the start time of each attempt relative to the first.
+    async fn attempt_times(errors: Vec<DeliveryError>, stats: &ReceiverStats) -> Vec<Duration> {
+        let started = Instant::now();
+        let times = Mutex::new(Vec::new());
+        let errors = Mutex::new(errors.into_iter());
+        let deliver = || {
+            times.lock().unwrap().push(started.elapsed());
+            let next = errors.lock().unwrap().next();
+            async move { next.map_or(Ok(()), Err) }
+        };
+        deliver_with_retry(
+            ReceiverKind::Email,
+            "auth-down/me",
+            &test_backoff(),
+            stats,
+            deliver,
+        )
+        .await;
+        times.into_inner().unwrap()
+    }
+
+    fn refused() -> DeliveryError {
+        DeliveryError::transient("connection refused".to_owned())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_waits_backoff_then_succeeds() {
+        let stats = ReceiverStats::default();
+        let times = attempt_times(vec![refused(), refused()], &stats).await;
+        let expected = [0, 100, 250].map(Duration::from_millis);
+        assert_eq!(times, expected);
+        let counts = stats.snapshot();
+        assert_eq!(counts.sent, 1);
+        assert_eq!(counts.attempt_errors, 2);
+        assert_eq!(counts.failed, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_gives_up_after_max_attempts() {
+        let stats = ReceiverStats::default();
+        let times = attempt_times(vec![refused(); 10], &stats).await;
+        let expected = [0, 100, 250, 400].map(Duration::from_millis);
+        assert_eq!(times, expected);
+        let counts = stats.snapshot();
+        assert_eq!(counts.sent, 0);
+        assert_eq!(counts.attempt_errors, 4);
+        assert_eq!(counts.failed, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_stops_on_permanent_error() {
+        let stats = ReceiverStats::default();
+        let rejected = DeliveryError::permanent("550 mailbox unavailable".to_owned());
+        let times = attempt_times(vec![rejected, refused()], &stats).await;
+        assert_eq!(times, [Duration::ZERO]);
+        let counts = stats.snapshot();
+        assert_eq!(counts.attempt_errors, 1);
+        assert_eq!(counts.failed, 1);
+    }
 
     #[test]
     fn backoff_doubles_up_to_max() {

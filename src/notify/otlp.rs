@@ -131,7 +131,8 @@ impl OtlpLogReceiver {
     }
 
     /// Hands the log record of a transition to the batch processor. This never waits for the
-    /// network; the processor drops records when its queue (2048 records) is full.
+    /// network. The processor drops records when its queue is full (2048 records, the default
+    /// of opentelemetry_sdk 0.33).
     pub fn emit(&self, transition: &Transition) {
         let content = AlertLogRecord::from_transition(transition);
         let (severity, severity_text) = log_severity(transition);

@@ -29,6 +29,58 @@ struct Instruments {
     skipped: Counter<u64>,
 }
 
+/// Builds the OTLP/HTTP exporter and the meter provider with its periodic reader.
+fn start_provider(config: &OtlpConfig, location: &str) -> Result<SdkMeterProvider, TelemetryError> {
+    let endpoint = format!("{}/v1/metrics", config.endpoint.trim_end_matches('/'));
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(endpoint.clone())
+        .with_timeout(config.timeout)
+        .build()
+        .map_err(|source| TelemetryError::Exporter { endpoint, source })?;
+    let reader = PeriodicReader::builder(exporter)
+        .with_interval(config.export_interval)
+        .build();
+
+    let resource = Resource::builder()
+        .with_service_name("loftwatch")
+        .with_attribute(KeyValue::new("loftwatch.location", location.to_owned()))
+        .build();
+    Ok(SdkMeterProvider::builder()
+        .with_resource(resource)
+        .with_reader(reader)
+        .build())
+}
+
+impl Instruments {
+    fn register(provider: SdkMeterProvider) -> Instruments {
+        let meter = provider.meter("loftwatch");
+        let duration = meter
+            .f64_histogram("http.client.request.duration")
+            .with_unit("s")
+            .with_description("Duration of probe requests to SalesLoft, to the last body byte")
+            .with_boundaries(LATENCY_BUCKETS.to_vec())
+            .build();
+        let results = meter
+            .u64_counter("loftwatch.probe.results")
+            .with_unit("{result}")
+            .with_description("Probe runs by outcome")
+            .build();
+        let skipped = meter
+            .u64_counter("loftwatch.probe.skipped")
+            .with_unit("{run}")
+            .with_description("Probe runs skipped, by reason")
+            .build();
+        Instruments {
+            provider,
+            duration,
+            results,
+            skipped,
+        }
+    }
+}
+
 /// Records probe results as OTLP metrics, or does nothing when OTLP is not configured.
 pub struct Metrics {
     instruments: Option<Instruments>,
@@ -51,48 +103,8 @@ impl Metrics {
                 location,
             });
         };
-        let endpoint = format!("{}/v1/metrics", config.endpoint.trim_end_matches('/'));
-        let exporter = opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(endpoint.clone())
-            .with_timeout(config.timeout)
-            .build()
-            .map_err(|source| TelemetryError::Exporter { endpoint, source })?;
-        let reader = PeriodicReader::builder(exporter)
-            .with_interval(config.export_interval)
-            .build();
-        let resource = Resource::builder()
-            .with_service_name("loftwatch")
-            .with_attribute(KeyValue::new("loftwatch.location", location.to_string()))
-            .build();
-        let provider = SdkMeterProvider::builder()
-            .with_resource(resource)
-            .with_reader(reader)
-            .build();
-        let meter = provider.meter("loftwatch");
-        let duration = meter
-            .f64_histogram("http.client.request.duration")
-            .with_unit("s")
-            .with_description("Duration of probe requests to SalesLoft, to the last body byte")
-            .with_boundaries(LATENCY_BUCKETS.to_vec())
-            .build();
-        let results = meter
-            .u64_counter("loftwatch.probe.results")
-            .with_unit("{result}")
-            .with_description("Probe runs by outcome")
-            .build();
-        let skipped = meter
-            .u64_counter("loftwatch.probe.skipped")
-            .with_unit("{run}")
-            .with_description("Probe runs skipped, by reason")
-            .build();
-        let instruments = Instruments {
-            provider,
-            duration,
-            results,
-            skipped,
-        };
+        let provider = start_provider(config, &location)?;
+        let instruments = Instruments::register(provider);
         Ok(Metrics {
             instruments: Some(instruments),
             location,
