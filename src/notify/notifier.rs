@@ -157,6 +157,9 @@ struct ReceiverHandle {
 }
 
 /// Delivers alert transitions to every configured receiver.
+///
+/// NOTE: dropping a notifier without [`Notifier::shutdown`] shuts the OTLP logger provider down
+/// in its `Drop`, which can block a runtime thread while a black-holed collector times out.
 pub struct Notifier {
     receivers: Vec<ReceiverHandle>,
     otlp: Option<Arc<OtlpLogReceiver>>,
