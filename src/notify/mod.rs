@@ -10,17 +10,19 @@ mod file_sink;
 mod notifier;
 mod otlp;
 mod render;
+mod retry;
 
 use std::path::PathBuf;
 
 pub use email::{EmailReceiver, is_loopback_host};
 pub use file_sink::{FileSink, file_name_part};
-pub use notifier::{Backoff, Notifier, NotifierOptions, ReceiverCounts, ReceiverKind};
+pub use notifier::{Notifier, NotifierOptions, ReceiverCounts, ReceiverKind};
 pub use otlp::OtlpLogReceiver;
 pub use render::{
     AlertLogRecord, AttributeValue, body, fired_for, format_utc, log_severity, render_message,
     subject,
 };
+pub use retry::Backoff;
 
 use crate::config::SecretError;
 

@@ -18,8 +18,9 @@ use opentelemetry_sdk::logs::{
 use tracing::warn;
 
 use super::NotifyError;
-use super::notifier::{Backoff, ReceiverStats};
+use super::notifier::ReceiverStats;
 use super::render::{AlertLogRecord, AttributeValue, log_severity};
+use super::retry::Backoff;
 use crate::alert::Transition;
 use crate::config::OtlpConfig;
 
