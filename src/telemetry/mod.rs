@@ -1,1 +1,20 @@
-//! telemetry (placeholder).
+//! Telemetry: probe results exported as OpenTelemetry metrics over OTLP/HTTP.
+//!
+//! Instrument names and attributes follow the OpenTelemetry HTTP client semantic conventions,
+//! plus `loftwatch.probe` and `loftwatch.location`.
+
+mod metrics;
+
+pub use metrics::{LATENCY_BUCKETS, Metrics};
+
+/// The metrics exporter could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error(
+        "cannot set up the otlp metrics exporter for {endpoint:?}: {source}; check otlp.endpoint"
+    )]
+    Exporter {
+        endpoint: String,
+        source: opentelemetry_otlp::ExporterBuildError,
+    },
+}

@@ -1,0 +1,143 @@
+//! The email receiver: sends each transition as one message over SMTP with lettre.
+
+use std::net::IpAddr;
+
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use super::{DeliveryError, NotifyError, render};
+use crate::alert::Transition;
+use crate::config::{EmailConfig, SmtpTls};
+
+/// Sends transitions to the configured recipients through one SMTP relay.
+pub struct EmailReceiver {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    timeout: std::time::Duration,
+    host: String,
+}
+
+/// Returns whether `host` is `localhost` or a loopback address (127.0.0.0/8 or ::1).
+/// Brackets around an IPv6 literal are accepted.
+pub fn is_loopback_host(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    literal
+        .parse::<IpAddr>()
+        .is_ok_and(|address| address.is_loopback())
+}
+
+/// Parses one configured address, naming the key it came from in the error.
+pub(crate) fn parse_mailbox(key: &'static str, address: &str) -> Result<Mailbox, NotifyError> {
+    address
+        .parse()
+        .map_err(|source| NotifyError::InvalidAddress {
+            key,
+            address: address.to_owned(),
+            source,
+        })
+}
+
+impl EmailReceiver {
+    /// Builds the SMTP transport. The password is read from its [`crate::config::SecretSource`]
+    /// through `secrets`. Plain SMTP (`tls = none`) is rejected unless the host is loopback,
+    /// because it would send mail and the password unencrypted.
+    pub fn new(
+        config: &EmailConfig,
+        secrets: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<EmailReceiver, NotifyError> {
+        let from = parse_mailbox("email.from", &config.from)?;
+        let to = config
+            .to
+            .iter()
+            .map(|address| parse_mailbox("email.to", address))
+            .collect::<Result<Vec<_>, _>>()?;
+        if to.is_empty() {
+            return Err(NotifyError::NoRecipients);
+        }
+
+        let builder = match config.tls {
+            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host),
+            SmtpTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host),
+            SmtpTls::None => {
+                if !is_loopback_host(&config.host) {
+                    return Err(NotifyError::PlainSmtpNotLoopback {
+                        host: config.host.clone(),
+                    });
+                }
+                Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+                    &config.host,
+                ))
+            }
+        }
+        .map_err(|source| NotifyError::SmtpTransport {
+            host: config.host.clone(),
+            source,
+        })?;
+
+        let mut builder = builder.port(config.port).timeout(Some(config.timeout));
+        if let (Some(username), Some(password)) = (&config.username, &config.password) {
+            let password = password.load("email.password", secrets)?;
+            builder = builder.credentials(Credentials::new(username.clone(), password));
+        }
+
+        Ok(EmailReceiver {
+            transport: builder.build(),
+            from,
+            to,
+            timeout: config.timeout,
+            host: config.host.clone(),
+        })
+    }
+
+    /// Renders the transition and sends it, within the configured timeout.
+    pub async fn deliver(&self, transition: &Transition) -> Result<(), DeliveryError> {
+        let message = render::render_message(transition, &self.from, &self.to)
+            .map_err(|error| DeliveryError::permanent(error.to_string()))?;
+        let sent = tokio::time::timeout(self.timeout, self.transport.send(message)).await;
+        match sent {
+            Ok(Ok(_response)) => Ok(()),
+            Ok(Err(error)) => {
+                let text = format!("smtp to {}: {error}", self.host);
+                if error.is_permanent() {
+                    Err(DeliveryError::permanent(text))
+                } else {
+                    Err(DeliveryError::transient(text))
+                }
+            }
+            Err(_elapsed) => Err(DeliveryError::transient(format!(
+                "smtp to {} timed out after {:?}",
+                self.host, self.timeout
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        assert!(is_loopback_host("localhost"));
+        assert!(is_loopback_host("LOCALHOST"));
+        assert!(is_loopback_host("127.0.0.1"));
+        assert!(is_loopback_host("127.8.9.10"));
+        assert!(is_loopback_host("::1"));
+        assert!(is_loopback_host("[::1]"));
+    }
+
+    #[test]
+    fn non_loopback_hosts() {
+        assert!(!is_loopback_host("smtp.example.com"));
+        assert!(!is_loopback_host("10.0.0.1"));
+        assert!(!is_loopback_host("0.0.0.0"));
+        assert!(!is_loopback_host("::"));
+        assert!(!is_loopback_host("localhost.example.com"));
+        assert!(!is_loopback_host("128.0.0.1"));
+    }
+}

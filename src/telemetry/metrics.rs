@@ -1,0 +1,199 @@
+//! OTLP metrics of probe results: the request duration histogram and the result and skip
+//! counters.
+
+use std::sync::Arc;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram, MeterProvider as _};
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use tracing::warn;
+
+use super::TelemetryError;
+use crate::config::{OtlpConfig, ProbeSpec};
+use crate::probe::{Outcome, ProbeResult};
+
+/// Bucket boundaries of `http.client.request.duration`, in seconds. They are dense around
+/// typical API latencies and include the checklist thresholds of 0.3 s (read baseline), 0.5 s
+/// (write baseline) and 2 s (high latency), so those counts are exact.
+pub const LATENCY_BUCKETS: [f64; 20] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0,
+    10.0, 20.0, 30.0,
+];
+
+struct Instruments {
+    provider: SdkMeterProvider,
+    duration: Histogram<f64>,
+    results: Counter<u64>,
+    skipped: Counter<u64>,
+}
+
+/// Builds the OTLP/HTTP exporter and the meter provider with its periodic reader.
+fn start_provider(config: &OtlpConfig, location: &str) -> Result<SdkMeterProvider, TelemetryError> {
+    let endpoint = format!("{}/v1/metrics", config.endpoint.trim_end_matches('/'));
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(endpoint.clone())
+        .with_timeout(config.timeout)
+        .build()
+        .map_err(|source| TelemetryError::Exporter { endpoint, source })?;
+    let reader = PeriodicReader::builder(exporter)
+        .with_interval(config.export_interval)
+        .build();
+
+    let resource = Resource::builder()
+        .with_service_name("loftwatch")
+        .with_attribute(KeyValue::new("loftwatch.location", location.to_owned()))
+        .build();
+    Ok(SdkMeterProvider::builder()
+        .with_resource(resource)
+        .with_reader(reader)
+        .build())
+}
+
+impl Instruments {
+    fn register(provider: SdkMeterProvider) -> Instruments {
+        let meter = provider.meter("loftwatch");
+        let duration = meter
+            .f64_histogram("http.client.request.duration")
+            .with_unit("s")
+            .with_description("Duration of probe requests to SalesLoft, to the last body byte")
+            .with_boundaries(LATENCY_BUCKETS.to_vec())
+            .build();
+        let results = meter
+            .u64_counter("loftwatch.probe.results")
+            .with_unit("{result}")
+            .with_description("Probe runs by outcome")
+            .build();
+        let skipped = meter
+            .u64_counter("loftwatch.probe.skipped")
+            .with_unit("{run}")
+            .with_description("Probe runs skipped, by reason")
+            .build();
+        Instruments {
+            provider,
+            duration,
+            results,
+            skipped,
+        }
+    }
+}
+
+/// Records probe results as OTLP metrics, or does nothing when OTLP is not configured.
+pub struct Metrics {
+    instruments: Option<Instruments>,
+    location: Arc<str>,
+}
+
+/// Returns the probe path without its query string, for `url.template`.
+fn url_template(path: &str) -> &str {
+    path.split_once('?').map_or(path, |(path, _query)| path)
+}
+
+impl Metrics {
+    /// Starts the periodic exporter when `otlp` is set. The reader exports every
+    /// `export_interval` from its own thread to `<endpoint>/v1/metrics`.
+    pub fn new(otlp: Option<&OtlpConfig>, location: &str) -> Result<Metrics, TelemetryError> {
+        let location: Arc<str> = Arc::from(location);
+        let Some(config) = otlp else {
+            return Ok(Metrics {
+                instruments: None,
+                location,
+            });
+        };
+        let provider = start_provider(config, &location)?;
+        let instruments = Instruments::register(provider);
+        Ok(Metrics {
+            instruments: Some(instruments),
+            location,
+        })
+    }
+
+    /// Returns whether metrics are exported.
+    pub fn is_enabled(&self) -> bool {
+        self.instruments.is_some()
+    }
+
+    /// Records one probe result: a duration point when the outcome has a latency sample, and
+    /// one count of `loftwatch.probe.results` in every case.
+    pub fn record_result(&self, probe: &ProbeSpec, result: &ProbeResult, server_address: &str) {
+        let Some(instruments) = &self.instruments else {
+            return;
+        };
+        let probe_name = KeyValue::new("loftwatch.probe", result.probe.to_string());
+        let location = KeyValue::new("loftwatch.location", self.location.to_string());
+        if result.outcome.has_latency_sample() {
+            let mut attributes = vec![
+                KeyValue::new("http.request.method", probe.method.clone()),
+                KeyValue::new("server.address", server_address.to_owned()),
+                KeyValue::new("url.template", url_template(&probe.path).to_owned()),
+                probe_name.clone(),
+                location.clone(),
+            ];
+            if let Some(status) = result.status {
+                attributes.push(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(status),
+                ));
+            }
+            if result.outcome != Outcome::Ok {
+                attributes.push(KeyValue::new("error.type", result.outcome.as_str()));
+            }
+            instruments
+                .duration
+                .record(result.latency.as_secs_f64(), &attributes);
+        }
+        let attributes = [
+            KeyValue::new("error.type", result.outcome.as_str()),
+            probe_name,
+            location,
+        ];
+        instruments.results.add(1, &attributes);
+    }
+
+    /// Counts one skipped probe run, such as `reason = "rate_budget"` or `"circuit_open"`.
+    pub fn record_skip(&self, probe: &str, reason: &str) {
+        let Some(instruments) = &self.instruments else {
+            return;
+        };
+        let attributes = [
+            KeyValue::new("loftwatch.probe", probe.to_owned()),
+            KeyValue::new("reason", reason.to_owned()),
+            KeyValue::new("loftwatch.location", self.location.to_string()),
+        ];
+        instruments.skipped.add(1, &attributes);
+    }
+
+    /// Exports what was recorded and stops the reader thread. This blocks the calling thread
+    /// until the final export ends (bounded by the exporter timeout), so async code calls it
+    /// through `spawn_blocking` or at exit.
+    pub fn shutdown(&self) {
+        let Some(instruments) = &self.instruments else {
+            return;
+        };
+        if let Err(error) = instruments.provider.shutdown() {
+            warn!(error = %error, "otlp metrics shutdown failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_template_drops_query() {
+        assert_eq!(
+            url_template("/v2/people?per_page=1&include_paging_counts=true"),
+            "/v2/people"
+        );
+        assert_eq!(url_template("/v2/me"), "/v2/me");
+    }
+
+    #[test]
+    fn latency_buckets_increase() {
+        assert!(LATENCY_BUCKETS.windows(2).all(|pair| pair[0] < pair[1]));
+    }
+}
