@@ -535,7 +535,7 @@ async fn metrics_duration_points_arrive() {
     metrics.record_result(&spec, &unauthorized, server);
     let refused = probe_result(Outcome::ConnectError, None, Duration::from_millis(1));
     metrics.record_result(&spec, &refused, server);
-    metrics.record_skip("people", "rate_budget");
+    metrics.record_skip("people", "rate_budget", 1);
 
     let points = collector
         .wait_for_histogram(
@@ -609,6 +609,6 @@ async fn metrics_without_otlp_are_noop() {
     assert!(!metrics.is_enabled());
     let result = probe_result(Outcome::Ok, Some(200), Duration::from_millis(50));
     metrics.record_result(&probe_spec(), &result, "api.salesloft.test");
-    metrics.record_skip("people", "rate_budget");
+    metrics.record_skip("people", "rate_budget", 1);
     metrics.shutdown();
 }

@@ -153,8 +153,8 @@ impl Metrics {
         instruments.results.add(1, &attributes);
     }
 
-    /// Counts one skipped probe run, such as `reason = "rate_budget"` or `"circuit_open"`.
-    pub fn record_skip(&self, probe: &str, reason: &str) {
+    /// Counts `count` skipped probe runs, such as `reason = "rate_budget"` or `"circuit_open"`.
+    pub fn record_skip(&self, probe: &str, reason: &str, count: u64) {
         let Some(instruments) = &self.instruments else {
             return;
         };
@@ -163,7 +163,7 @@ impl Metrics {
             KeyValue::new("reason", reason.to_owned()),
             KeyValue::new("loftwatch.location", self.location.to_string()),
         ];
-        instruments.skipped.add(1, &attributes);
+        instruments.skipped.add(count, &attributes);
     }
 
     /// Exports what was recorded and stops the reader thread. This blocks the calling thread
