@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use crate::alert::{Engine, Transition, TransitionKind};
 use crate::config::{Config, ProbeSpec};
 use crate::notify::Notifier;
-use crate::probe::schedule::{ProbeEvent, spawn_probe};
+use crate::probe::{ProbeEvent, spawn_probe};
 use crate::probe::ProbeResult;
 use crate::salesloft::Client;
 use crate::stats::Recorder;
@@ -66,7 +66,7 @@ pub enum StartError {
 pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     let env = options.env.clone();
     let token = config.salesloft.credential.load("salesloft.credential", &*env)?;
-    let client = Client::new(&config.salesloft, token)
+    let client = Client::new(&config.salesloft, token.into())
         .map_err(|error| StartError::Client(error.to_string()))?;
     let client = Arc::new(client);
     let location = config.salesloft.location.clone();

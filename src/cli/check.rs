@@ -18,7 +18,7 @@ pub async fn run(config: Config, json: bool, env: Env) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let client = match Client::new(&config.salesloft, token) {
+    let client = match Client::new(&config.salesloft, token.into()) {
         Ok(client) => Arc::new(client),
         Err(error) => {
             eprintln!("cannot build the SalesLoft client: {error}");

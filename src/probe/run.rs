@@ -1,0 +1,189 @@
+//! One probe run: send the request, read the body under the size cap, classify the outcome.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use tokio::time::Instant;
+
+use super::classify::{classify_error, describe_error};
+use super::{Outcome, ProbeResult, RateLimit, assert};
+use crate::config::ProbeSpec;
+use crate::salesloft::Client;
+
+/// Header with the cost of this request in the team's minute budget.
+const COST_HEADER: &str = "x-ratelimit-endpoint-cost";
+/// Header with the budget left in the minute of this request.
+const REMAINING_HEADER: &str = "x-ratelimit-remaining-minute";
+
+/// Runs `spec` once through `client` and classifies the result.
+///
+/// Connecting, the response headers and the whole body share one deadline, `spec.timeout`.
+/// The latency runs on the monotonic clock from just before the request is sent to the last
+/// body byte, or to the moment the run was abandoned on a timeout or an oversized body.
+pub async fn run(client: &Client, spec: &ProbeSpec) -> ProbeResult {
+    let started_at = SystemTime::now();
+    let start = Instant::now();
+    let mut seen = Seen::default();
+    let exchanged = tokio::time::timeout(spec.timeout, exchange(client, spec, &mut seen)).await;
+    let finished = Instant::now();
+
+    let (outcome, detail, latency) = match exchanged {
+        Ok(Ok(done)) => judge(spec, seen.status.unwrap_or(0), &done.body, done.at - start),
+        Ok(Err(failure)) => (failure.outcome, Some(failure.detail), finished - start),
+        Err(_elapsed) => {
+            let phase = if seen.status.is_some() {
+                "the body"
+            } else {
+                "the response"
+            };
+            let detail = format!("timed out after {:?} waiting for {phase}", spec.timeout);
+            (Outcome::Timeout, Some(detail), finished - start)
+        }
+    };
+    ProbeResult {
+        probe: spec.name.clone(),
+        started_at,
+        finished,
+        latency,
+        outcome,
+        status: seen.status,
+        rate_limit: seen.rate_limit,
+        attempts: 1,
+        detail: detail.map(|text| client.redact(&text)),
+    }
+}
+
+/// What arrived before the run ended; kept outside the timed future so a timeout during the
+/// body still reports the status and rate-limit headers.
+#[derive(Default)]
+struct Seen {
+    status: Option<u16>,
+    rate_limit: RateLimit,
+}
+
+/// A response read to its last byte.
+struct Done {
+    body: Bytes,
+    at: Instant,
+}
+
+/// A run that ended without a complete response.
+struct Failure {
+    outcome: Outcome,
+    detail: String,
+}
+
+async fn exchange(client: &Client, spec: &ProbeSpec, seen: &mut Seen) -> Result<Done, Failure> {
+    let method = Method::from_bytes(spec.method.as_bytes()).map_err(|_| Failure {
+        // NOTE: config validation rejects bad methods, so this only guards direct callers.
+        outcome: Outcome::ConnectError,
+        detail: format!(
+            "invalid HTTP method {:?}; use GET, POST, PUT, PATCH or DELETE",
+            spec.method
+        ),
+    })?;
+    let mut response = client
+        .send(method, &spec.path)
+        .await
+        .map_err(|error| Failure {
+            outcome: classify_error(&error),
+            detail: describe_error(&error),
+        })?;
+    seen.status = Some(response.status().as_u16());
+    seen.rate_limit = read_rate_limit(response.headers());
+
+    let mut body = BytesMut::new();
+    loop {
+        let chunk = response.chunk().await.map_err(|error| Failure {
+            outcome: Outcome::ConnectError,
+            detail: format!("reading the body failed: {}", describe_error(&error)),
+        })?;
+        let Some(chunk) = chunk else { break };
+        if body.len() + chunk.len() > spec.max_body {
+            return Err(Failure {
+                outcome: Outcome::BodyTooLarge,
+                detail: format!(
+                    "response body passed max_body of {} bytes after {} bytes",
+                    spec.max_body,
+                    body.len() + chunk.len()
+                ),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Done {
+        body: body.freeze(),
+        at: Instant::now(),
+    })
+}
+
+/// Classifies a complete response: status first, then the JSON body and its assertions.
+fn judge(
+    spec: &ProbeSpec,
+    status: u16,
+    body: &[u8],
+    latency: Duration,
+) -> (Outcome, Option<String>, Duration) {
+    if !spec.expect_status.contains(&status) {
+        let detail = format!(
+            "unexpected status {status}, expected {:?}",
+            spec.expect_status
+        );
+        return (Outcome::from_status(status), Some(detail), latency);
+    }
+    if body.is_empty() && spec.assertions.is_empty() {
+        return (Outcome::Ok, None, latency);
+    }
+    let json: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(json) => json,
+        Err(error) => {
+            let detail = format!("response body is not valid JSON: {error}");
+            return (Outcome::InvalidBody, Some(detail), latency);
+        }
+    };
+    match assert::check_all(&json, &spec.assertions) {
+        Ok(()) => (Outcome::Ok, None, latency),
+        Err(detail) => (Outcome::AssertionFailed, Some(detail), latency),
+    }
+}
+
+/// Reads the SalesLoft rate-limit headers, ignoring values that are not unsigned integers.
+pub fn read_rate_limit(headers: &HeaderMap) -> RateLimit {
+    let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u32>().ok();
+    RateLimit {
+        cost: number(COST_HEADER),
+        remaining: number(REMAINING_HEADER),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn rate_limit_reads_both_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(COST_HEADER, HeaderValue::from_static("3"));
+        headers.insert(REMAINING_HEADER, HeaderValue::from_static(" 597 "));
+        let limit = read_rate_limit(&headers);
+        assert_eq!(
+            limit,
+            RateLimit {
+                cost: Some(3),
+                remaining: Some(597)
+            }
+        );
+    }
+
+    #[test]
+    fn rate_limit_ignores_bad_values() {
+        let mut headers = HeaderMap::new();
+        headers.insert(COST_HEADER, HeaderValue::from_static("-1"));
+        headers.insert(REMAINING_HEADER, HeaderValue::from_static("lots"));
+        assert_eq!(read_rate_limit(&headers), RateLimit::default());
+    }
+}
