@@ -1,0 +1,213 @@
+//! Accept loop and connections: reads requests, applies faults and writes responses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+use super::api::{self, ERROR_401_MISSING_TOKEN, ERROR_404, ERROR_429};
+use super::control;
+use super::fault::canonical_path;
+use super::http::{ReadError, Request, Response, read_request, reason};
+use super::log::LoggedRequest;
+use super::ratelimit;
+use super::state::{FaultAction, State};
+
+/// Number of pieces a `slow_body` fault splits the body into, at most.
+const SLOW_BODY_CHUNKS: usize = 20;
+
+/// Accepts connections until `shutdown` turns true, then drops every open connection.
+pub async fn serve(listener: TcpListener, state: Arc<State>, mut shutdown: watch::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    debug!(%peer, "connection accepted");
+                    connections.spawn(handle_connection(stream, Arc::clone(&state)));
+                }
+                Err(error) => {
+                    // Running out of file descriptors is the usual cause: wait before retrying.
+                    warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    connections.abort_all();
+}
+
+/// Whether a connection stays open after a request.
+enum Next {
+    KeepOpen,
+    Close,
+}
+
+async fn handle_connection(mut stream: TcpStream, state: Arc<State>) {
+    let mut buffer = Vec::new();
+    loop {
+        let request = match read_request(&mut stream, &mut buffer).await {
+            Ok(request) => request,
+            Err(ReadError::Closed) => return,
+            Err(ReadError::Io(error)) => {
+                debug!(%error, "connection read failed");
+                return;
+            }
+            Err(ReadError::Invalid { status, reason }) => {
+                debug!(status, %reason, "invalid request");
+                let response = Response::json(status, json!({ "error": reason }).to_string());
+                let _ = response.write_to(&mut stream, false).await;
+                return;
+            }
+        };
+        let next = if request.path == "/_sim" || request.path.starts_with("/_sim/") {
+            let response = control::respond(&state, &request);
+            match response.write_to(&mut stream, request.keep_alive).await {
+                Ok(()) if request.keep_alive => Next::KeepOpen,
+                _ => Next::Close,
+            }
+        } else {
+            serve_api(&mut stream, &state, &request).await
+        };
+        if let Next::Close = next {
+            return;
+        }
+    }
+}
+
+async fn serve_api(stream: &mut TcpStream, state: &State, request: &Request) -> Next {
+    let elapsed_ms = state.elapsed().as_millis() as u64;
+    let token_present = api::bearer_token(request).is_some();
+    let plan = state.lock().plan_faults(&request.path);
+    let log = |status: Option<u16>| {
+        let mut inner = state.lock();
+        inner.stats.record(&canonical_path(&request.path), status);
+        inner.log.push(LoggedRequest {
+            method: request.method.clone(),
+            path: request.path.clone(),
+            status,
+            elapsed_ms,
+            token_present,
+            fault: (!plan.kinds.is_empty()).then(|| plan.kinds.join(",")),
+        });
+    };
+
+    if !plan.delay.is_zero() {
+        tokio::time::sleep(plan.delay).await;
+    }
+    let mut response = match &plan.action {
+        Some(FaultAction::Hang) => {
+            log(None);
+            hang(stream).await;
+            return Next::Close;
+        }
+        Some(FaultAction::Reset) => {
+            log(None);
+            if let Err(error) = stream.set_zero_linger() {
+                warn!(%error, "setting SO_LINGER to zero failed, closing without reset");
+            }
+            return Next::Close;
+        }
+        Some(FaultAction::Close) => {
+            log(None);
+            let _ = stream.shutdown().await;
+            return Next::Close;
+        }
+        Some(FaultAction::Status(code)) => status_response(state, *code),
+        _ => api::respond(state, request),
+    };
+    match &plan.action {
+        Some(FaultAction::MalformedJson) => {
+            let keep = response.body.len() / 2;
+            response.body.truncate(keep);
+        }
+        Some(FaultAction::OversizedBody(bytes)) => pad_body(&mut response.body, *bytes),
+        _ => {}
+    }
+    log(Some(response.status));
+
+    let written = match &plan.action {
+        Some(FaultAction::SlowBody(duration)) => {
+            trickle(stream, &response, request.keep_alive, *duration).await
+        }
+        _ => response.write_to(stream, request.keep_alive).await,
+    };
+    match written {
+        Ok(()) if request.keep_alive => Next::KeepOpen,
+        Ok(()) => Next::Close,
+        Err(error) => {
+            debug!(%error, "response write failed");
+            Next::Close
+        }
+    }
+}
+
+/// Builds the response of a status fault, with the fixture body where one exists.
+fn status_response(state: &State, code: u16) -> Response {
+    match code {
+        401 => Response::json(401, ERROR_401_MISSING_TOKEN),
+        404 => Response::json(404, ERROR_404),
+        429 => {
+            let mode = state.lock().retry_after;
+            let response = Response::json(429, ERROR_429);
+            match ratelimit::retry_after_value(mode, state.now_wall()) {
+                Some(value) => response.with_header("retry-after", value),
+                None => response,
+            }
+        }
+        _ => Response::json(code, json!({ "error": reason(code) }).to_string()),
+    }
+}
+
+/// Pads a JSON object body with a `padding` string so it is at least `bytes` long.
+fn pad_body(body: &mut Vec<u8>, bytes: usize) {
+    if body.last() != Some(&b'}') {
+        body.resize(body.len().max(bytes), b' ');
+        return;
+    }
+    let prefix = b",\"padding\":\"";
+    let overhead = body.len() + prefix.len() + 1;
+    let fill = bytes.saturating_sub(overhead);
+    body.pop();
+    body.extend_from_slice(prefix);
+    body.resize(body.len() + fill, b'x');
+    body.extend_from_slice(b"\"}");
+}
+
+/// Writes the head at once and the body in pieces spread over `duration`.
+async fn trickle(
+    stream: &mut TcpStream,
+    response: &Response,
+    keep_alive: bool,
+    duration: Duration,
+) -> std::io::Result<()> {
+    stream.write_all(&response.head_bytes(keep_alive)).await?;
+    stream.flush().await?;
+    let pieces = response.body.len().clamp(1, SLOW_BODY_CHUNKS);
+    let piece_len = response.body.len().div_ceil(pieces).max(1);
+    let interval = duration / pieces as u32;
+    for piece in response.body.chunks(piece_len) {
+        tokio::time::sleep(interval).await;
+        stream.write_all(piece).await?;
+        stream.flush().await?;
+    }
+    Ok(())
+}
+
+/// Holds the connection open without answering until the peer closes it.
+async fn hang(stream: &mut TcpStream) {
+    let mut scratch = [0u8; 1024];
+    loop {
+        match stream.read(&mut scratch).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
