@@ -56,8 +56,8 @@ fn cost_and_remaining(response: &reqwest::Response) -> (u32, u32) {
     (cost.parse().unwrap(), remaining.parse().unwrap())
 }
 
-/// Waits until at least 10 s remain in the calendar minute, so a budget test never sees the
-/// budget refill midway.
+/// Waits until at least 10 s remain in the calendar minute, so the budget of a test does not
+/// refill midway.
 async fn away_from_minute_boundary() {
     let second = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -498,6 +498,14 @@ fn scenario_errors_name_step_and_key() {
         (
             "[[step]]\nat = 1\nkind = \"oversized_body\"",
             "step 1: key `bytes`",
+        ),
+        (
+            "[[step]]\nat = 1\nkind = \"status\"\nstatus = 70000",
+            "step 1: key `status`",
+        ),
+        (
+            "[[step]]\nat = 1\nkind = \"status\"\nstatuses = [500, -1]",
+            "step 1: key `statuses`",
         ),
         ("name = \"empty\"", "no steps"),
     ];

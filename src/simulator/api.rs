@@ -2,7 +2,7 @@
 //!
 //! Every `/v2` request needs a non-empty bearer token. An authenticated request is charged
 //! against the team's budget and its response carries `x-ratelimit-endpoint-cost` and
-//! `x-ratelimit-remaining-minute`. A request without a token identifies no team, so it is
+//! `x-ratelimit-remaining-minute`. A request without a valid token identifies no team, so it is
 //! neither charged nor given those headers.
 
 use serde_json::{Value, json};
@@ -62,7 +62,7 @@ enum ListKind {
     Accounts,
 }
 
-/// Answers an API request that no fault replaced.
+/// Builds the response to an API request that no fault replaced.
 pub fn respond(state: &State, request: &Request) -> Response {
     if request.path == "/oauth/token" {
         return oauth::respond(state, request);

@@ -69,7 +69,7 @@ fn parse_json<T: DeserializeOwned>(request: &Request) -> Result<T, Response> {
         .map_err(|error| bad_request(format!("invalid JSON body: {error}")))
 }
 
-/// Answers a control request.
+/// Applies a control request and builds its response.
 pub fn respond(state: &Arc<State>, request: &Request) -> Response {
     let route = request.path.trim_end_matches('/');
     match (request.method.as_str(), route) {

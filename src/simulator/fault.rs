@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("key `{key}`: {message}")]
 pub struct FaultError {
-    /// Key of the fault table that holds the invalid value.
+    /// Key of the fault table with the invalid value.
     pub key: &'static str,
-    /// What is wrong with the value and how to fix it.
+    /// Problem with the value and how to fix it.
     pub message: String,
 }
 
@@ -37,24 +37,24 @@ pub struct Fault {
     pub path: Option<String>,
     /// Probability in 0..=1 that a matching request is hit.
     pub share: f64,
-    /// What happens to a hit request.
+    /// Effect on a request that the fault hits.
     pub effect: FaultEffect,
 }
 
-/// What a fault does to a request it hits.
+/// Effect of a fault on a request it hits.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FaultEffect {
-    /// Answers with these status codes in turn, cycling; one code is a fixed status.
+    /// Responds with these status codes in turn, cycling. One code gives a fixed status.
     Status(Vec<u16>),
     /// Waits before sending the response headers.
     Latency(Delay),
     /// Sends the normal response but trickles the body over this duration.
     SlowBody(Duration),
-    /// Reads the request and never answers.
+    /// Reads the request and never responds.
     Hang,
-    /// Resets the connection (TCP RST) instead of answering.
+    /// Resets the connection (TCP RST) instead of responding.
     Reset,
-    /// Closes the connection (TCP FIN) without answering.
+    /// Closes the connection (TCP FIN) without a response.
     Close,
     /// Sends status 200 with a truncated, unparseable JSON body.
     MalformedJson,

@@ -50,7 +50,7 @@ impl Request {
     }
 }
 
-/// Why no request could be read.
+/// Failure to read a request.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// The peer closed the connection between requests.
@@ -59,12 +59,12 @@ pub enum ReadError {
     /// Reading from the socket failed.
     #[error("read failed: {0}")]
     Io(#[from] std::io::Error),
-    /// The request is malformed or too large; the server answers with this status and closes.
+    /// The request is malformed or too large, so the server responds with `status` and closes.
     #[error("invalid request ({status}): {reason}")]
     Invalid {
-        /// Status to answer with.
+        /// Status of the error response.
         status: u16,
-        /// What is wrong with the request.
+        /// Problem with the request.
         reason: String,
     },
 }

@@ -2,8 +2,8 @@
 //! `loftwatch simulate`.
 //!
 //! It serves `/v2/me`, `/v2/people`, `/v2/team`, `/v2/cadences`, `/v2/accounts` (each also with
-//! `.json`) and `POST /oauth/token` over a hand-written HTTP/1.1 server, charges requests against
-//! a team budget per calendar minute as SalesLoft does, and applies faults from
+//! `.json`) and `POST /oauth/token` over a hand-written HTTP/1.1 server. It charges requests
+//! against a team budget per calendar minute as SalesLoft does. Faults come from
 //! [`SimulatorHandle::set_fault`], the control endpoint under `/_sim/` or a [`Scenario`]
 //! timeline. Every API request is logged and counted per path and status.
 //!

@@ -13,7 +13,7 @@ use super::state::State;
 
 const INVALID_GRANT: &str = include_str!("fixtures/oauth_invalid_grant.json");
 
-/// Answers a request to `/oauth/token`.
+/// Builds the response to a request for `/oauth/token`.
 pub fn respond(state: &State, request: &Request) -> Response {
     if request.method != "POST" {
         return Response::json(405, json!({ "error": "Method Not Allowed" }).to_string());

@@ -21,7 +21,7 @@ pub fn page_cost(page: u64) -> u32 {
     }
 }
 
-/// How a 429 response states when the budget refills.
+/// Form of the `Retry-After` header that gives the time the budget refills.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RetryAfter {
@@ -122,7 +122,7 @@ pub fn next_minute(now: SystemTime) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs((minute_of(now) + 1) * 60)
 }
 
-/// Returns the `Retry-After` header value for a 429 answered at `now`, if any.
+/// Returns the `Retry-After` header value for a 429 sent at `now`, if any.
 pub fn retry_after_value(mode: RetryAfter, now: SystemTime) -> Option<String> {
     let reset = next_minute(now);
     match mode {

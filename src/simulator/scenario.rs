@@ -59,7 +59,7 @@ pub enum ScenarioError {
         step: usize,
         /// Key to change.
         key: String,
-        /// What is wrong and how to fix it.
+        /// Problem with the value and how to fix it.
         message: String,
     },
 }
@@ -163,6 +163,7 @@ fn parse_step(step: usize, value: Value) -> Result<Step, ScenarioError> {
                 format!("expected {expected}, found {}", value.type_str()),
             ));
         }
+        check_integer_range(step, key, value)?;
     }
     // TOML integers are valid `share` values but serde expects a float there.
     if let Some(Value::Integer(share)) = table.get("share") {
@@ -171,13 +172,35 @@ fn parse_step(step: usize, value: Value) -> Result<Step, ScenarioError> {
     }
     let raw: RawFault = Value::Table(table)
         .try_into()
-        .map_err(|error: toml::de::Error| step_error(step, "kind", error.message().to_owned()))?;
+        .map_err(|error: toml::de::Error| step_error(step, "step", error.message().to_owned()))?;
     let fault = Fault::try_from(raw).map_err(|error| step_error(step, error.key, error.message))?;
     Ok(Step {
         at,
         duration,
         fault,
     })
+}
+
+/// Rejects integers that do not fit the field, which serde would report without the key.
+fn check_integer_range(step: usize, key: &str, value: &Value) -> Result<(), ScenarioError> {
+    let fits = match (key, value) {
+        ("status", Value::Integer(code)) => u16::try_from(*code).is_ok(),
+        ("statuses", Value::Array(codes)) => codes.iter().all(|code| {
+            code.as_integer()
+                .is_some_and(|code| u16::try_from(code).is_ok())
+        }),
+        ("bytes", Value::Integer(bytes)) => usize::try_from(*bytes).is_ok(),
+        _ => true,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(step_error(
+            step,
+            key,
+            "out of range: use status codes 100..=599 and bytes >= 0",
+        ))
+    }
 }
 
 enum Event {

@@ -201,7 +201,7 @@ async fn trickle(
     Ok(())
 }
 
-/// Holds the connection open without answering until the peer closes it.
+/// Keeps the connection open without a response until the peer closes it.
 async fn hang(stream: &mut TcpStream) {
     let mut scratch = [0u8; 1024];
     loop {

@@ -32,7 +32,7 @@ pub struct ActiveFault {
     next_status: usize,
 }
 
-/// What the faults in force do to one request.
+/// Effects of the faults in force on one request.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultPlan {
     /// Sum of the latency faults that hit the request.
@@ -46,7 +46,7 @@ pub struct FaultPlan {
 /// A non-latency fault effect, resolved for one request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FaultAction {
-    /// Answer with this status.
+    /// Respond with this status.
     Status(u16),
     /// Trickle the body over this duration.
     SlowBody(Duration),
@@ -54,7 +54,7 @@ pub enum FaultAction {
     Hang,
     /// Reset the connection.
     Reset,
-    /// Close the connection without answering.
+    /// Close the connection without a response.
     Close,
     /// Truncate the JSON body.
     MalformedJson,

@@ -26,7 +26,7 @@ pub struct TokenGrant {
     pub expires_in: u64,
 }
 
-/// Why a bearer token was rejected.
+/// Reason a bearer token was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenRejection {
     /// The token was marked invalid, or strict mode does not know it.
