@@ -20,7 +20,7 @@ const TOKEN: &str = "test-token-5f1e";
 enum Reply {
     /// Writes these bytes and closes.
     Raw(Vec<u8>),
-    /// Reads the request and never answers.
+    /// Reads the request and never responds.
     Silent,
     /// Reads the request and closes without a response.
     Close,
@@ -58,7 +58,7 @@ async fn answer(mut stream: TcpStream, reply: Reply, requests: Requests) {
             Ok(read) => head.extend_from_slice(&buffer[..read]),
         }
         // A TLS ClientHello starts with the handshake record type 0x16. Plain HTTP servers
-        // answer it with 400 Bad Request, and so does this one.
+        // respond to it with 400 Bad Request, and so does this one.
         if head.first() == Some(&0x16) {
             let _ = stream
                 .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")

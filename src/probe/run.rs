@@ -55,8 +55,8 @@ pub async fn run(client: &Client, spec: &ProbeSpec) -> ProbeResult {
     }
 }
 
-/// What arrived before the run ended; kept outside the timed future so a timeout during the
-/// body still reports the status and rate-limit headers.
+/// Response parts received before the run ended. They are kept outside the timed future, so
+/// a timeout during the body still reports the status and rate-limit headers.
 #[derive(Default)]
 struct Seen {
     status: Option<u16>,
@@ -77,7 +77,8 @@ struct Failure {
 
 async fn exchange(client: &Client, spec: &ProbeSpec, seen: &mut Seen) -> Result<Done, Failure> {
     let method = Method::from_bytes(spec.method.as_bytes()).map_err(|_| Failure {
-        // NOTE: config validation rejects bad methods, so this only guards direct callers.
+        // NOTE: an invalid method is a configuration error. It is reported as connect_error
+        // because no request could be sent and the outcome set has no configuration class.
         outcome: Outcome::ConnectError,
         detail: format!(
             "invalid HTTP method {:?}; use GET, POST, PUT, PATCH or DELETE",
