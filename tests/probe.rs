@@ -26,8 +26,12 @@ enum Reply {
     Close,
     /// Sends headers, then one body byte per `every`, forever.
     Trickle { every: Duration },
-    /// Sends a 200 response with a body of `size` bytes.
-    Huge { size: usize, chunked: bool },
+    /// Sends a response with this status line and a body of `size` bytes.
+    Huge {
+        status: &'static str,
+        size: usize,
+        chunked: bool,
+    },
 }
 
 /// Requests received by a test server, as text.
@@ -91,11 +95,15 @@ async fn answer(mut stream: TcpStream, reply: Reply, requests: Requests) {
                 }
             }
         }
-        Reply::Huge { size, chunked } => {
+        Reply::Huge {
+            status,
+            size,
+            chunked,
+        } => {
             let head = if chunked {
-                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_owned()
+                format!("HTTP/1.1 {status}\r\ntransfer-encoding: chunked\r\n\r\n")
             } else {
-                format!("HTTP/1.1 200 OK\r\ncontent-length: {size}\r\n\r\n")
+                format!("HTTP/1.1 {status}\r\ncontent-length: {size}\r\n\r\n")
             };
             if stream.write_all(head.as_bytes()).await.is_err() {
                 return;
@@ -350,6 +358,7 @@ async fn slow_body_times_out_under_one_deadline() {
 async fn huge_body_is_too_large() {
     for chunked in [false, true] {
         let reply = Reply::Huge {
+            status: "200 OK",
             size: 10 * 1024 * 1024,
             chunked,
         };
@@ -364,6 +373,40 @@ async fn huge_body_is_too_large() {
         let detail = result.detail.unwrap();
         assert!(detail.contains("65536"), "{detail}");
     }
+}
+
+#[tokio::test]
+async fn huge_error_body_keeps_status_class() {
+    let reply = Reply::Huge {
+        status: "503 Service Unavailable",
+        size: 10 * 1024 * 1024,
+        chunked: false,
+    };
+    let result = probe_server(reply, &spec()).await;
+    assert_eq!(
+        result.outcome,
+        Outcome::HttpStatus(5),
+        "{:?}",
+        result.detail
+    );
+    assert_eq!(result.status, Some(503));
+}
+
+#[tokio::test]
+async fn unexpected_status_quotes_body_start() {
+    let body = r#"{"error":"No Bearer Token attached to request"}"#;
+    let reply = response(
+        "401 Unauthorized",
+        &["content-type: application/json"],
+        body,
+    );
+    let result = probe_server(reply, &spec()).await;
+    assert_eq!(result.outcome, Outcome::HttpStatus(4));
+    let detail = result.detail.unwrap();
+    assert_eq!(
+        detail,
+        format!("unexpected status 401, expected [200]: {body}")
+    );
 }
 
 #[tokio::test]
