@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::config::{JsonAssertion, JsonCheck};
 
-/// Longest excerpt of a found value quoted in a failure message, in characters.
+/// Maximum length of the excerpt of a found value quoted in a failure message, in characters.
 const EXCERPT_CHARS: usize = 60;
 
 /// Checks every assertion against `body` in order and returns the message of the first one

@@ -1,7 +1,7 @@
 //! Classification of transport errors into probe outcomes.
 //!
 //! reqwest wraps every failure before the response in layers of hyper and hyper-util errors.
-//! The cause that tells the outcome apart sits somewhere in the source chain: a
+//! The cause that decides the outcome is somewhere in the source chain: a
 //! [`DnsError`] from loftwatch's own resolver, or a [`rustls::Error`] inside an `io::Error`.
 
 use std::error::Error;

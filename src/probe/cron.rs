@@ -1,11 +1,10 @@
 //! Cron schedules: parsing crontab(5) lines and finding the next run across DST changes.
 //!
-//! The next run follows Vixie cron. A job whose minute or hour field starts with `*` (such as
-//! `*/15 * * * *` or `5 * * * *`) runs on real elapsed time: times that fall in a spring gap do
-//! not exist and are skipped, and times repeated in an autumn fold run twice, once per
-//! occurrence. Any other job runs at fixed local times: a time in a spring gap runs once at
-//! the first instant after the gap, and a time in an autumn fold runs only at its first
-//! occurrence.
+//! The next run follows Vixie cron (`find_jobs` in its cron.c). A job whose minute or hour field starts with `*` (such as
+//! `*/15 * * * *` or `5 * * * *`) runs on real elapsed time. Its times that fall in a spring gap
+//! do not exist and are skipped, and its times repeated in an autumn fold run at both
+//! occurrences. Any other job runs at fixed local times. A time in a spring gap runs once at the
+//! first instant after the gap, and a time in an autumn fold runs only at its first occurrence.
 
 use chrono::{DateTime, LocalResult, NaiveDateTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -23,8 +22,8 @@ const NICKNAMES: [&str; 6] = [
 ];
 
 /// How far before the local time of `after` the search starts. Local times repeat in a fold,
-/// so a local time earlier than that of `after` can still be a later instant. No current IANA
-/// zone moves its clock back by more than this.
+/// so a local time earlier than that of `after` can still be a later instant. DST folds are one
+/// hour or less, and the margin also covers rarer offset changes of up to three hours.
 const FOLD_MARGIN: TimeDelta = TimeDelta::hours(3);
 
 /// Most local matches examined for one call; ends the search for lines that match rarely.

@@ -16,6 +16,8 @@ use crate::salesloft::Client;
 const COST_HEADER: &str = "x-ratelimit-endpoint-cost";
 /// Header with the budget left in the minute of this request.
 const REMAINING_HEADER: &str = "x-ratelimit-remaining-minute";
+/// Maximum length of the body excerpt quoted for an unexpected status, in characters.
+const EXCERPT_CHARS: usize = 200;
 
 /// Runs `spec` once through `client` and classifies the result.
 ///
@@ -30,7 +32,7 @@ pub async fn run(client: &Client, spec: &ProbeSpec) -> ProbeResult {
     let finished = Instant::now();
 
     let (outcome, detail, latency) = match exchanged {
-        Ok(Ok(done)) => judge(spec, seen.status.unwrap_or(0), &done.body, done.at - start),
+        Ok(Ok(done)) => judge(spec, &done.body, done.at - start),
         Ok(Err(failure)) => (failure.outcome, Some(failure.detail), finished - start),
         Err(_elapsed) => {
             let phase = if seen.status.is_some() {
@@ -55,8 +57,8 @@ pub async fn run(client: &Client, spec: &ProbeSpec) -> ProbeResult {
     }
 }
 
-/// What arrived before the run ended; kept outside the timed future so a timeout during the
-/// body still reports the status and rate-limit headers.
+/// Response parts received before the run ended. They are kept outside the timed future, so
+/// a timeout during the body still reports the status and rate-limit headers.
 #[derive(Default)]
 struct Seen {
     status: Option<u16>,
@@ -69,7 +71,7 @@ struct Done {
     at: Instant,
 }
 
-/// A run that ended without a complete response.
+/// The outcome of a run that ended before its body could be judged.
 struct Failure {
     outcome: Outcome,
     detail: String,
@@ -77,7 +79,8 @@ struct Failure {
 
 async fn exchange(client: &Client, spec: &ProbeSpec, seen: &mut Seen) -> Result<Done, Failure> {
     let method = Method::from_bytes(spec.method.as_bytes()).map_err(|_| Failure {
-        // NOTE: config validation rejects bad methods, so this only guards direct callers.
+        // NOTE: an invalid method is a configuration error. It is reported as connect_error
+        // because no request could be sent and the outcome set has no configuration class.
         outcome: Outcome::ConnectError,
         detail: format!(
             "invalid HTTP method {:?}; use GET, POST, PUT, PATCH or DELETE",
@@ -91,9 +94,37 @@ async fn exchange(client: &Client, spec: &ProbeSpec, seen: &mut Seen) -> Result<
             outcome: classify_error(&error),
             detail: describe_error(&error),
         })?;
-    seen.status = Some(response.status().as_u16());
+    let status = response.status().as_u16();
+    seen.status = Some(status);
     seen.rate_limit = read_rate_limit(response.headers());
 
+    let body = read_body(&mut response, spec.max_body).await;
+    if !spec.expect_status.contains(&status) {
+        // The status decides the outcome. The body was read only to time its last byte and to
+        // quote its start, which usually names the error.
+        let mut detail = format!(
+            "unexpected status {status}, expected {:?}",
+            spec.expect_status
+        );
+        if let Ok(body) = &body {
+            let excerpt = excerpt(body);
+            if !excerpt.is_empty() {
+                detail = format!("{detail}: {excerpt}");
+            }
+        }
+        return Err(Failure {
+            outcome: Outcome::from_status(status),
+            detail,
+        });
+    }
+    Ok(Done {
+        body: body?,
+        at: Instant::now(),
+    })
+}
+
+/// Reads the whole body, failing once it grows past `max_body` bytes.
+async fn read_body(response: &mut reqwest::Response, max_body: usize) -> Result<Bytes, Failure> {
     let mut body = BytesMut::new();
     loop {
         let chunk = response.chunk().await.map_err(|error| Failure {
@@ -101,38 +132,33 @@ async fn exchange(client: &Client, spec: &ProbeSpec, seen: &mut Seen) -> Result<
             detail: format!("reading the body failed: {}", describe_error(&error)),
         })?;
         let Some(chunk) = chunk else { break };
-        if body.len() + chunk.len() > spec.max_body {
+        if body.len() + chunk.len() > max_body {
             return Err(Failure {
                 outcome: Outcome::BodyTooLarge,
                 detail: format!(
-                    "response body passed max_body of {} bytes after {} bytes",
-                    spec.max_body,
+                    "response body passed max_body of {max_body} bytes after {} bytes",
                     body.len() + chunk.len()
                 ),
             });
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Done {
-        body: body.freeze(),
-        at: Instant::now(),
-    })
+    Ok(body.freeze())
 }
 
-/// Classifies a complete response: status first, then the JSON body and its assertions.
-fn judge(
-    spec: &ProbeSpec,
-    status: u16,
-    body: &[u8],
-    latency: Duration,
-) -> (Outcome, Option<String>, Duration) {
-    if !spec.expect_status.contains(&status) {
-        let detail = format!(
-            "unexpected status {status}, expected {:?}",
-            spec.expect_status
-        );
-        return (Outcome::from_status(status), Some(detail), latency);
+/// Returns the start of a body as one line, cut after [`EXCERPT_CHARS`] characters.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut excerpt: String = line.chars().take(EXCERPT_CHARS).collect();
+    if excerpt.len() < line.len() {
+        excerpt.push_str("...");
     }
+    excerpt
+}
+
+/// Classifies a complete response with an expected status by its JSON body and assertions.
+fn judge(spec: &ProbeSpec, body: &[u8], latency: Duration) -> (Outcome, Option<String>, Duration) {
     if body.is_empty() && spec.assertions.is_empty() {
         return (Outcome::Ok, None, latency);
     }

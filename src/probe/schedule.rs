@@ -1,8 +1,8 @@
 //! The scheduler: one tokio task per probe that runs it on its interval or cron schedule.
 //!
 //! A probe never has two requests in flight. Ticks that pass while a run is in flight are not
-//! queued; they are reported once as [`ProbeEvent::Skipped`] when the run ends, and the next
-//! run waits for the next tick, so a slow SalesLoft gets no burst of catch-up requests.
+//! queued. They are reported once as [`ProbeEvent::Skipped`] when the run ends, and the next run
+//! waits for the next tick, so a slow SalesLoft gets no burst of catch-up requests.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,11 +18,11 @@ use super::{ProbeResult, next_cron_after, run};
 use crate::config::{ProbeSpec, Schedule};
 use crate::salesloft::Client;
 
-/// Longest single sleep before a cron probe checks the wall clock again, so a clock step
-/// delays a run by at most this much.
+/// Maximum single sleep before a cron probe reads the wall clock again, so a clock step delays
+/// a run by at most this much.
 const MAX_CRON_SLEEP: Duration = Duration::from_secs(60);
 
-/// What the scheduler of one probe reports.
+/// A report from the scheduler of one probe.
 #[derive(Debug, Clone)]
 pub enum ProbeEvent {
     /// A run finished.
@@ -31,14 +31,14 @@ pub enum ProbeEvent {
     Skipped {
         /// Name of the probe.
         probe: Arc<str>,
-        /// Why the ticks passed without a run.
+        /// Cause of the skip.
         reason: SkipReason,
         /// Number of ticks that passed.
         count: u64,
     },
 }
 
-/// Why a scheduled tick passed without a run.
+/// The cause of a scheduled tick passing without a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SkipReason {
     /// The previous run of the same probe was still in flight.
@@ -147,8 +147,8 @@ where
 {
     /// Runs at `start + splay + k * every` on the monotonic clock.
     async fn on_interval(&mut self, every: Duration, splay: Duration) {
-        // NOTE: config validation rejects a zero interval; the floor only prevents a division
-        // by zero for callers that build a ProbeSpec by hand.
+        // NOTE: a zero interval is a configuration error. The 1 ms floor only prevents a
+        // division by zero, and the probe then runs back to back.
         let every = every.max(Duration::from_millis(1));
         let first = Instant::now() + splay;
         let mut index: u64 = 0;
@@ -160,8 +160,8 @@ where
             if let Flow::Stop = self.run_once().await {
                 return;
             }
-            // The next tick is the first one at or after the end of the run; the ticks before
-            // it passed while the run was in flight.
+            // The next tick is the first one at or after the end of the run. The ticks before it
+            // passed while the run was in flight.
             let since_first = Instant::now().saturating_duration_since(first);
             let next = ticks_until(since_first, every).max(index + 1);
             if let Flow::Stop = self.report_skipped(next - index - 1) {
@@ -192,8 +192,8 @@ where
             if let Flow::Stop = self.report_skipped(skipped) {
                 return;
             }
-            // The next run is the first time after the one just served and after the start
-            // of the run; a time equal to the end of the run still happens.
+            // The next run comes after the time just served and after the start of the run. A
+            // time equal to the end of the run still runs.
             after = (finished - chrono::TimeDelta::nanoseconds(1))
                 .max(started)
                 .max(next);

@@ -16,7 +16,7 @@ pub enum ClientError {
     InvalidBaseUrl {
         /// The configured value.
         url: String,
-        /// What is wrong with it.
+        /// The reason the value is invalid.
         reason: String,
     },
     /// The token contains characters that cannot be sent in an HTTP header.
@@ -35,9 +35,10 @@ pub enum ClientError {
 /// A client for one SalesLoft API base URL, authenticated with one bearer token.
 ///
 /// It follows no redirects (a redirect is an unexpected status for a probe), ignores system
-/// proxy settings, resolves names with [`GaiResolver`] and sends `Authorization: Bearer`,
-/// `Accept: application/json` and the configured user agent on every request. Deadlines are
-/// left to the caller: the prober wraps each request in one total timeout.
+/// proxy settings, opens a new connection for every request, resolves names with
+/// [`GaiResolver`] and sends `Authorization: Bearer`, `Accept: application/json` and the
+/// configured user agent. Deadlines are left to the caller, because the prober wraps each
+/// request in one total timeout.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
@@ -64,6 +65,9 @@ impl Client {
             .user_agent(user_agent)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
+            // A fresh connection per request, so every probe resolves the name, connects and
+            // checks the certificate; a pooled connection would hide DNS and TLS failures.
+            .pool_max_idle_per_host(0)
             // Every attempt is counted by the prober, so reqwest must not resend on its own.
             .retry(reqwest::retry::never())
             .dns_resolver(GaiResolver)

@@ -13,12 +13,14 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 #[derive(Debug, thiserror::Error)]
 pub enum DnsError {
     /// The system resolver returned an error.
-    #[error("cannot resolve host {host}: {source}; check the host name in salesloft.base_url")]
+    // The lookup error is part of the message rather than a source, so the message reads
+    // whole where reqwest and hyper-util print their layers of the chain.
+    #[error("cannot resolve host {host} ({error}); check the host name in salesloft.base_url")]
     Lookup {
         /// The host name as it appears in the URL.
         host: String,
         /// The error of `getaddrinfo`.
-        source: io::Error,
+        error: io::Error,
     },
     /// The resolver succeeded but returned no address.
     #[error("host {host} resolved to no address; check the host name in salesloft.base_url")]
@@ -39,9 +41,9 @@ impl Resolve for GaiResolver {
             // The port is replaced by the connector with the one of the URL.
             let found = tokio::net::lookup_host((host.as_str(), 0))
                 .await
-                .map_err(|source| DnsError::Lookup {
+                .map_err(|error| DnsError::Lookup {
                     host: host.clone(),
-                    source,
+                    error,
                 })?;
             let addrs: Vec<SocketAddr> = found.collect();
             if addrs.is_empty() {

@@ -1,6 +1,6 @@
 //! The SalesLoft API client that every probe sends its request through.
 //!
-//! [`Client`] holds the base URL, the bearer token and a configured reqwest client. Token
+//! [`Client`] contains the base URL, the bearer token and a configured reqwest client. Token
 //! refresh, retries and the circuit breaker belong here too, so probes never handle
 //! credentials or connection policy themselves.
 
