@@ -17,8 +17,8 @@ use tracing::{info, warn};
 use crate::alert::{Engine, Transition, TransitionKind};
 use crate::config::{Config, ProbeSpec};
 use crate::notify::Notifier;
-use crate::probe::{ProbeEvent, spawn_probe};
 use crate::probe::ProbeResult;
+use crate::probe::{ProbeEvent, spawn_probe};
 use crate::salesloft::Client;
 use crate::stats::Recorder;
 use crate::telemetry::Metrics;
@@ -32,15 +32,22 @@ pub enum DaemonEvent {
     /// A probe finished.
     Result(ProbeResult),
     /// A tick fell while the probe was busy or paused.
-    Skipped { probe: Arc<str>, reason: &'static str, count: u64 },
+    Skipped {
+        probe: Arc<str>,
+        reason: &'static str,
+        count: u64,
+    },
     /// An alert started or stopped firing.
     Transition(Transition),
 }
 
+/// Looks up an environment variable; passed in so tests never touch the process environment.
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// Everything the daemon needs besides its configuration.
 pub struct RunOptions {
     /// Looks up environment variables (secrets, `CREDENTIALS_DIRECTORY`).
-    pub env: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub env: EnvLookup,
     /// Folder that receives every notification as files, for the demo.
     pub file_sink: Option<std::path::PathBuf>,
     /// Receives results and transitions as they happen.
@@ -65,17 +72,30 @@ pub enum StartError {
 /// Runs probes, rules and notifications until `options.shutdown` turns true.
 pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     let env = options.env.clone();
-    let token = config.salesloft.credential.load("salesloft.credential", &*env)?;
+    let token = config
+        .salesloft
+        .credential
+        .load("salesloft.credential", &*env)?;
     let client = Client::new(&config.salesloft, token.into())
         .map_err(|error| StartError::Client(error.to_string()))?;
     let client = Arc::new(client);
     let location = config.salesloft.location.clone();
     let metrics = Metrics::new(config.receivers.otlp.as_ref(), &location)
         .map_err(|error| StartError::Telemetry(error.to_string()))?;
-    let notifier = Notifier::start(&config.receivers, &*env, &location, options.file_sink.clone())
-        .map_err(|error| StartError::Notify(error.to_string()))?;
+    let notifier = Notifier::start(
+        &config.receivers,
+        &*env,
+        &location,
+        options.file_sink.clone(),
+    )
+    .map_err(|error| StartError::Notify(error.to_string()))?;
 
-    let retention = config.rules.iter().map(|rule| rule.window).max().unwrap_or_default();
+    let retention = config
+        .rules
+        .iter()
+        .map(|rule| rule.window)
+        .max()
+        .unwrap_or_default();
     let mut recorder = Recorder::new(config.engine.histogram_max, retention);
     let mut engine = Engine::new(&config.rules, &config.probes, location.clone());
     let server_address = host_of(&config.salesloft.base_url);
@@ -90,7 +110,12 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     let tasks: Vec<JoinHandle<()>> = specs
         .values()
         .map(|spec| {
-            spawn_probe(spec.clone(), client.clone(), events_tx.clone(), options.shutdown.clone())
+            spawn_probe(
+                spec.clone(),
+                client.clone(),
+                events_tx.clone(),
+                options.shutdown.clone(),
+            )
         })
         .collect();
     drop(events_tx);
@@ -161,7 +186,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
             warn!("a probe did not finish within the shutdown grace period");
         }
     }
-    notifier.shutdown(deadline.saturating_duration_since(Instant::now())).await;
+    notifier
+        .shutdown(deadline.saturating_duration_since(Instant::now()))
+        .await;
     metrics.shutdown();
     info!("loftwatch stopped");
     Ok(())
@@ -189,11 +216,15 @@ fn log_transition(transition: &Transition) {
 
 /// Returns the host part of a base URL, for the `server.address` attribute.
 pub fn host_of(base_url: &str) -> String {
-    let rest = base_url.split_once("://").map_or(base_url, |(_, rest)| rest);
+    let rest = base_url
+        .split_once("://")
+        .map_or(base_url, |(_, rest)| rest);
     let authority = rest.split('/').next().unwrap_or(rest);
     let host = match authority.rsplit_once(':') {
         Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
         _ => authority,
     };
-    host.trim_start_matches('[').trim_end_matches(']').to_owned()
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned()
 }

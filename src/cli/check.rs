@@ -7,11 +7,13 @@ use loftwatch::config::Config;
 use loftwatch::probe::{Outcome, ProbeResult};
 use loftwatch::salesloft::Client;
 
-type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
-
 /// Runs each probe once, concurrently, and prints a table or JSON. Exit 0 when all passed.
-pub async fn run(config: Config, json: bool, env: Env) -> ExitCode {
-    let token = match config.salesloft.credential.load("salesloft.credential", &*env) {
+pub async fn run(config: Config, json: bool, env: loftwatch::daemon::EnvLookup) -> ExitCode {
+    let token = match config
+        .salesloft
+        .credential
+        .load("salesloft.credential", &*env)
+    {
         Ok(token) => token,
         Err(error) => {
             eprintln!("{error}");
@@ -47,24 +49,44 @@ pub async fn run(config: Config, json: bool, env: Env) -> ExitCode {
             "base_url": config.salesloft.base_url,
             "probes": results.iter().map(result_json).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     } else {
         for result in &results {
-            let status = result.status.map_or("-".to_owned(), |status| status.to_string());
+            let status = result
+                .status
+                .map_or("-".to_owned(), |status| status.to_string());
             let detail = result.detail.as_deref().unwrap_or("");
             println!(
                 "{:<6} {:<20} status {:<4} {:>8.1} ms  {}",
-                if result.outcome == Outcome::Ok { "PASS" } else { "FAIL" },
+                if result.outcome == Outcome::Ok {
+                    "PASS"
+                } else {
+                    "FAIL"
+                },
                 result.probe,
                 status,
                 result.latency.as_secs_f64() * 1000.0,
-                if result.outcome == Outcome::Ok { "" } else { detail },
+                if result.outcome == Outcome::Ok {
+                    ""
+                } else {
+                    detail
+                },
             );
         }
-        let failed = results.iter().filter(|result| result.outcome != Outcome::Ok).count();
+        let failed = results
+            .iter()
+            .filter(|result| result.outcome != Outcome::Ok)
+            .count();
         println!("{} probes, {failed} failed", results.len());
     }
-    if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn result_json(result: &ProbeResult) -> serde_json::Value {

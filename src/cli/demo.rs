@@ -121,9 +121,15 @@ pub async fn run(out: Option<PathBuf>) -> ExitCode {
     sim.shutdown().await;
     display.table();
     let complete = display.summary(&rule_names);
-    let files = std::fs::read_dir(&out).map(|entries| entries.count()).unwrap_or(0);
+    let files = std::fs::read_dir(&out)
+        .map(|entries| entries.count())
+        .unwrap_or(0);
     println!("\n{files} notification files in {}", out.display());
-    if complete { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn default_out_dir() -> PathBuf {
@@ -148,16 +154,23 @@ fn demo_config(base_url: &str) -> Result<Config, config::ConfigError> {
     Ok(config)
 }
 
+/// When an alert instance (rule, probe) fired and resolved, as time since the demo started.
+type Timeline = BTreeMap<(Arc<str>, Arc<str>), (Option<Duration>, Option<Duration>)>;
+
 /// Terminal display of the demo: live transitions and a periodic statistics table.
 struct Display {
     started: Instant,
     recent: BTreeMap<Arc<str>, VecDeque<ProbeResult>>,
-    fired: BTreeMap<(Arc<str>, Arc<str>), (Option<Duration>, Option<Duration>)>,
+    fired: Timeline,
 }
 
 impl Display {
     fn new(started: Instant) -> Self {
-        Display { started, recent: BTreeMap::new(), fired: BTreeMap::new() }
+        Display {
+            started,
+            recent: BTreeMap::new(),
+            fired: BTreeMap::new(),
+        }
     }
 
     fn elapsed(&self) -> String {
@@ -171,7 +184,10 @@ impl Display {
                 let recent = self.recent.entry(result.probe.clone()).or_default();
                 recent.push_back(result);
                 let horizon = Instant::now() - DEMO_WINDOW.min(self.started.elapsed());
-                while recent.front().is_some_and(|oldest| oldest.finished < horizon) {
+                while recent
+                    .front()
+                    .is_some_and(|oldest| oldest.finished < horizon)
+                {
                     recent.pop_front();
                 }
             }
@@ -220,7 +236,10 @@ impl Display {
             DEMO_WINDOW.as_secs()
         );
         for (probe, recent) in &self.recent {
-            let ok = recent.iter().filter(|result| result.outcome == Outcome::Ok).count();
+            let ok = recent
+                .iter()
+                .filter(|result| result.outcome == Outcome::Ok)
+                .count();
             let mut latencies: Vec<f64> = recent
                 .iter()
                 .filter(|result| result.outcome.has_latency_sample())
@@ -231,7 +250,11 @@ impl Display {
                 .iter()
                 .rev()
                 .take(5)
-                .map(|result| result.status.map_or(result.outcome.to_string(), |s| s.to_string()))
+                .map(|result| {
+                    result
+                        .status
+                        .map_or(result.outcome.to_string(), |s| s.to_string())
+                })
                 .collect();
             println!(
                 "        {:<8} {:>7} {:>7.1} {:>9} {:>9}  {}",
@@ -247,27 +270,44 @@ impl Display {
 
     fn all_fired_and_resolved(&self, rules: &[Arc<str>]) -> bool {
         rules.iter().all(|rule| {
-            let instances: Vec<_> =
-                self.fired.iter().filter(|((name, _), _)| name == rule).collect();
+            let instances: Vec<_> = self
+                .fired
+                .iter()
+                .filter(|((name, _), _)| name == rule)
+                .collect();
             !instances.is_empty()
-                && instances.iter().all(|(_, (fired, resolved))| fired.is_some() && resolved.is_some())
+                && instances
+                    .iter()
+                    .all(|(_, (fired, resolved))| fired.is_some() && resolved.is_some())
         })
     }
 
     /// Prints when each rule fired and resolved; returns whether every rule did both.
     fn summary(&self, rules: &[Arc<str>]) -> bool {
-        println!("\n{:<24} {:<8} {:>8} {:>9}", "rule", "probe", "fired", "resolved");
+        println!(
+            "\n{:<24} {:<8} {:>8} {:>9}",
+            "rule", "probe", "fired", "resolved"
+        );
         let mut complete = true;
         for rule in rules {
-            let instances: Vec<_> =
-                self.fired.iter().filter(|((name, _), _)| name == rule).collect();
+            let instances: Vec<_> = self
+                .fired
+                .iter()
+                .filter(|((name, _), _)| name == rule)
+                .collect();
             if instances.is_empty() {
                 println!("{rule:<24} {:<8} {:>8} {:>9}", "-", "never", "-");
                 complete = false;
             }
             for ((_, probe), (fired, resolved)) in instances {
-                let show = |at: &Option<Duration>| at.map_or("-".to_owned(), |at| format!("{}s", at.as_secs()));
-                println!("{rule:<24} {probe:<8} {:>8} {:>9}", show(fired), show(resolved));
+                let show = |at: &Option<Duration>| {
+                    at.map_or("-".to_owned(), |at| format!("{}s", at.as_secs()))
+                };
+                println!(
+                    "{rule:<24} {probe:<8} {:>8} {:>9}",
+                    show(fired),
+                    show(resolved)
+                );
                 complete &= fired.is_some() && resolved.is_some();
             }
         }

@@ -6,11 +6,13 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default level, `info`; the demo
-/// keeps logs to warnings so its own display stays readable.
+/// keeps logs to errors so its own display stays readable.
 pub fn init(json: bool, demo: bool) {
-    let default = if demo { "warn" } else { "info" };
+    let default = if demo { "error" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().with_current_span(false).init();
         return;

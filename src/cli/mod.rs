@@ -75,7 +75,10 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format == LogFormat::Json, matches!(cli.command, Command::Demo { .. }));
+    logging::init(
+        cli.log_format == LogFormat::Json,
+        matches!(cli.command, Command::Demo { .. }),
+    );
     match cli.command {
         Command::Validate { config } => validate(&config),
         Command::Run { config } => match load(&config) {
@@ -122,7 +125,7 @@ fn validate(path: &std::path::Path) -> ExitCode {
     }
 }
 
-pub(crate) fn process_env() -> Arc<dyn Fn(&str) -> Option<String> + Send + Sync> {
+pub(crate) fn process_env() -> loftwatch::daemon::EnvLookup {
     Arc::new(|name: &str| std::env::var(name).ok())
 }
 
