@@ -18,6 +18,8 @@ pub struct LoggedRequest {
     pub status: Option<u16>,
     /// Time since the simulator started, in milliseconds, when the request was read.
     pub elapsed_ms: u64,
+    /// Wall-clock time the request was read, to compare with timestamps of other processes.
+    pub received_at: std::time::SystemTime,
     /// True when the request had a non-empty bearer token.
     pub token_present: bool,
     /// Kind of the fault that hit the request, if any.

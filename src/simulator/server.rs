@@ -84,6 +84,7 @@ async fn handle_connection(mut stream: TcpStream, state: Arc<State>) {
 
 async fn serve_api(stream: &mut TcpStream, state: &State, request: &Request) -> Next {
     let elapsed_ms = state.elapsed().as_millis() as u64;
+    let received_at = std::time::SystemTime::now();
     let token_present = api::bearer_token(request).is_some();
     let plan = state.lock().plan_faults(&request.path);
     let log = |status: Option<u16>| {
@@ -94,6 +95,7 @@ async fn serve_api(stream: &mut TcpStream, state: &State, request: &Request) -> 
             path: request.path.clone(),
             status,
             elapsed_ms,
+            received_at,
             token_present,
             fault: (!plan.kinds.is_empty()).then(|| plan.kinds.join(",")),
         });
