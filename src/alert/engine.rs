@@ -141,6 +141,53 @@ impl Engine {
         }
         transitions
     }
+
+    /// Applies a reloaded configuration and keeps the state of every alert instance whose rule
+    /// and probe still exist, so a reload neither re-sends nor forgets an alert. Every firing
+    /// alert whose rule or probe was removed, or whose rule no longer selects its probe,
+    /// resolves; the returned transitions carry its last value.
+    pub fn reconfigure(
+        &mut self,
+        rules: &[RuleSpec],
+        probes: &[ProbeSpec],
+        location: Arc<str>,
+        wall: SystemTime,
+    ) -> Vec<Transition> {
+        let kept = |rule_name: &str, probe: &str| {
+            rules
+                .iter()
+                .any(|rule| &*rule.name == rule_name && selects(rule, probe))
+                && probes.iter().any(|spec| &*spec.name == probe)
+        };
+        let removed: Vec<_> = self
+            .instances
+            .keys()
+            .filter(|(rule, probe)| !kept(rule, probe))
+            .cloned()
+            .collect();
+        let baselines: HashMap<Arc<str>, Duration> = self.probes.iter().cloned().collect();
+        let mut transitions = Vec::new();
+        for key in removed {
+            let Some(instance) = self.instances.remove(&key) else {
+                continue;
+            };
+            let rule = self.rules.iter().find(|rule| rule.name == key.0);
+            if let (AlertState::Firing, Some(rule)) = (instance.state, rule) {
+                let context = Context {
+                    rule,
+                    probe: &key.1,
+                    baseline: baselines.get(&key.1).copied().unwrap_or_default(),
+                    location: &self.location,
+                };
+                transitions.push(context.transition(TransitionKind::Resolved, &instance, wall));
+            }
+        }
+        let fresh = Engine::new(rules, probes, location);
+        self.rules = fresh.rules;
+        self.probes = fresh.probes;
+        self.location = fresh.location;
+        transitions
+    }
 }
 
 /// Returns whether `rule` applies to the probe `name`: an empty probe list selects every probe.

@@ -81,8 +81,10 @@ pub async fn run(out: Option<PathBuf>) -> ExitCode {
     let (stop, shutdown) = watch::channel(false);
     let options = RunOptions {
         env: Arc::new(|name: &str| (name == "SALESLOFT_TOKEN").then(|| "demo-token".to_owned())),
+        config_path: None,
         file_sink: Some(out.clone()),
         observer: Some(observer),
+        reload: None,
         shutdown,
     };
     let daemon = tokio::spawn(loftwatch::daemon::run(config, options));

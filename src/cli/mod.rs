@@ -81,8 +81,8 @@ pub fn main() -> ExitCode {
     );
     match cli.command {
         Command::Validate { config } => validate(&config),
-        Command::Run { config } => match load(&config) {
-            Ok(config) => runtime().block_on(run(config)),
+        Command::Run { config: path } => match load(&path) {
+            Ok(config) => runtime().block_on(run(config, path)),
             Err(code) => code,
         },
         Command::Check { config, json } => match load(&config) {
@@ -139,6 +139,37 @@ pub(crate) fn shutdown_signal() -> watch::Receiver<bool> {
     receiver
 }
 
+/// Returns a channel of reload requests, one per SIGHUP.
+fn reload_on_sighup() -> tokio::sync::mpsc::Receiver<loftwatch::daemon::ReloadRequest> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP, so reload by signal is off");
+                return;
+            }
+        };
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP received, reloading the configuration");
+            let (reply, _outcome) = tokio::sync::oneshot::channel();
+            // The daemon logs the outcome itself; the reply is only for HTTP callers.
+            if sender
+                .send(loftwatch::daemon::ReloadRequest { reply })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    drop(sender);
+    receiver
+}
+
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
@@ -160,11 +191,13 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-async fn run(config: Config) -> ExitCode {
+async fn run(config: Config, path: PathBuf) -> ExitCode {
     let options = loftwatch::daemon::RunOptions {
         env: process_env(),
+        config_path: Some(path),
         file_sink: None,
         observer: None,
+        reload: Some(reload_on_sighup()),
         shutdown: shutdown_signal(),
     };
     match loftwatch::daemon::run(config, options).await {

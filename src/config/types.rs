@@ -17,7 +17,7 @@ pub struct Config {
 }
 
 /// Where and how to call SalesLoft.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SalesloftConfig {
     /// Base URL with no trailing slash, such as `https://api.salesloft.com`.
     pub base_url: String,
@@ -51,7 +51,7 @@ pub struct SecretSource {
 }
 
 /// One synthetic check against SalesLoft.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProbeSpec {
     pub name: Arc<str>,
     /// HTTP method, upper case.
@@ -89,6 +89,29 @@ pub enum Schedule {
         cron: Box<croner::Cron>,
         zone: chrono_tz::Tz,
     },
+}
+
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Schedule::Interval { every, splay },
+                Schedule::Interval {
+                    every: other_every,
+                    splay: other_splay,
+                },
+            ) => every == other_every && splay == other_splay,
+            (
+                Schedule::Cron { line, zone, .. },
+                Schedule::Cron {
+                    line: other_line,
+                    zone: other_zone,
+                    ..
+                },
+            ) => line == other_line && zone == other_zone,
+            _ => false,
+        }
+    }
 }
 
 /// One check on a JSON response body.
@@ -136,7 +159,7 @@ pub struct RuleSpec {
 }
 
 /// Where notifications go.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Receivers {
     pub email: Option<EmailConfig>,
     pub otlp: Option<OtlpConfig>,
@@ -154,7 +177,7 @@ pub enum SmtpTls {
 }
 
 /// The email receiver.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EmailConfig {
     pub host: String,
     pub port: u16,
@@ -168,7 +191,7 @@ pub struct EmailConfig {
 }
 
 /// The OTLP/HTTP receiver for metrics and alert log records.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OtlpConfig {
     /// Base endpoint such as `http://127.0.0.1:4318`; `/v1/metrics` and `/v1/logs` are appended.
     pub endpoint: String,

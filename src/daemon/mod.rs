@@ -1,0 +1,358 @@
+//! The daemon: wires the scheduler, recorder, rule engine and notifiers together.
+//!
+//! Probe tasks hand their results over an unbounded channel, so a probe never waits for
+//! recording, evaluation or notification. The main loop records each result, evaluates that
+//! probe's rules at once, evaluates every rule again on the engine tick, and hands transitions
+//! to the notifier, whose receivers each deliver on their own tasks. A reload swaps the
+//! configuration in place and keeps the windows and the alert state.
+
+mod lifecycle;
+mod probes;
+mod reload;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::{info, warn};
+
+use crate::alert::{Engine, Transition, TransitionKind};
+use crate::config::Config;
+use crate::notify::Notifier;
+use crate::probe::{ProbeEvent, ProbeResult};
+use crate::salesloft::{Client, Secret};
+use crate::stats::Recorder;
+use crate::telemetry::Metrics;
+use lifecycle::Lifecycle;
+use probes::ProbeTasks;
+
+pub use reload::ReloadSummary;
+
+/// How long in-flight probes and queued notifications get to finish at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Looks up an environment variable; passed in so tests never touch the process environment.
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// What the daemon reports to an observer such as the demo's terminal display.
+#[derive(Debug, Clone)]
+pub enum DaemonEvent {
+    /// A probe finished.
+    Result(ProbeResult),
+    /// A tick fell while the probe was busy or paused.
+    Skipped {
+        probe: Arc<str>,
+        reason: &'static str,
+        count: u64,
+    },
+    /// An alert started or stopped firing.
+    Transition(Transition),
+}
+
+/// A request to re-read the configuration file; the reply says what changed or why the new
+/// configuration was rejected.
+pub struct ReloadRequest {
+    pub reply: oneshot::Sender<Result<ReloadSummary, String>>,
+}
+
+/// Everything the daemon needs besides its configuration.
+pub struct RunOptions {
+    /// Looks up environment variables (secrets, `CREDENTIALS_DIRECTORY`).
+    pub env: EnvLookup,
+    /// The configuration file, re-read on reload; without it, reloads are rejected.
+    pub config_path: Option<PathBuf>,
+    /// Folder that receives every notification as files, for the demo.
+    pub file_sink: Option<PathBuf>,
+    /// Receives results and transitions as they happen.
+    pub observer: Option<mpsc::UnboundedSender<DaemonEvent>>,
+    /// Reload requests, from SIGHUP or the HTTP API.
+    pub reload: Option<mpsc::Receiver<ReloadRequest>>,
+    /// Turns true to stop the daemon.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Fatal start-up problems, before anything runs.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Secret(#[from] crate::config::SecretError),
+    #[error("cannot build the SalesLoft client: {0}")]
+    Client(String),
+    #[error("cannot start the notifiers: {0}")]
+    Notify(String),
+    #[error("cannot start OTLP metrics: {0}")]
+    Telemetry(String),
+}
+
+/// The running daemon's parts.
+struct Daemon {
+    config: Config,
+    env: EnvLookup,
+    file_sink: Option<PathBuf>,
+    token: Secret,
+    client: Arc<Client>,
+    probes: ProbeTasks,
+    recorder: Recorder,
+    engine: Engine,
+    notifier: Notifier,
+    metrics: Metrics,
+    server_address: String,
+    observer: Option<mpsc::UnboundedSender<DaemonEvent>>,
+    firing: usize,
+    lifecycle: Lifecycle,
+}
+
+/// Runs probes, rules and notifications until `options.shutdown` turns true.
+pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let token: Secret = config
+        .salesloft
+        .credential
+        .load("salesloft.credential", &*options.env)?
+        .into();
+    let client = Arc::new(build_client(&config, &options.env)?);
+    let location = config.salesloft.location.clone();
+    let metrics = start_metrics(&config)?;
+    let notifier = start_notifier(&config, &options.env, options.file_sink.clone())?;
+    let mut daemon = Daemon {
+        recorder: Recorder::new(config.engine.histogram_max, retention(&config)),
+        engine: Engine::new(&config.rules, &config.probes, location),
+        server_address: host_of(&config.salesloft.base_url),
+        probes: ProbeTasks::new(events_tx),
+        token,
+        client,
+        notifier,
+        metrics,
+        env: options.env,
+        file_sink: options.file_sink,
+        observer: options.observer,
+        config,
+        firing: 0,
+        lifecycle: Lifecycle::new(),
+    };
+    daemon
+        .probes
+        .apply(&daemon.config.probes, &daemon.client, false);
+    info!(
+        probes = daemon.config.probes.len(),
+        rules = daemon.config.rules.len(),
+        base_url = %daemon.config.salesloft.base_url,
+        "loftwatch started"
+    );
+    daemon.lifecycle.ready(&daemon.status_line());
+
+    let mut tick = tokio::time::interval(daemon.config.engine.eval_interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // Without a watchdog the period is a day, and the pet below does nothing.
+    let pet_every = daemon
+        .lifecycle
+        .watchdog_period()
+        .map_or(Duration::from_secs(86_400), |p| p / 2);
+    let mut watchdog_tick = tokio::time::interval(pet_every);
+    watchdog_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut shutdown = options.shutdown;
+    let mut reloads = options.reload;
+    let config_path = options.config_path;
+    loop {
+        tokio::select! {
+            event = events_rx.recv() => match event {
+                Some(event) => daemon.handle_event(event),
+                None => break,
+            },
+            _ = tick.tick() => daemon.evaluate(None),
+            _ = watchdog_tick.tick() => daemon.lifecycle.watchdog(),
+            request = next_reload(&mut reloads) => {
+                daemon.lifecycle.reloading();
+                let outcome = daemon.reload(config_path.as_deref()).await;
+                if outcome.is_ok() && daemon.config.engine.eval_interval != tick.period() {
+                    tick = tokio::time::interval(daemon.config.engine.eval_interval);
+                    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                }
+                daemon.lifecycle.ready(&daemon.status_line());
+                let _ = request.reply.send(outcome);
+            }
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+
+    info!("loftwatch stopping");
+    daemon.lifecycle.stopping();
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    daemon.probes.stop_all(SHUTDOWN_GRACE).await;
+    while let Ok(event) = events_rx.try_recv() {
+        daemon.handle_event(event);
+    }
+    daemon
+        .notifier
+        .shutdown(deadline.saturating_duration_since(Instant::now()))
+        .await;
+    let metrics = daemon.metrics;
+    let _ = tokio::task::spawn_blocking(move || metrics.shutdown()).await;
+    info!("loftwatch stopped");
+    Ok(())
+}
+
+/// Waits for the next reload request; pending forever without a channel.
+async fn next_reload(reloads: &mut Option<mpsc::Receiver<ReloadRequest>>) -> ReloadRequest {
+    match reloads {
+        Some(receiver) => match receiver.recv().await {
+            Some(request) => request,
+            None => {
+                *reloads = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+fn build_client(config: &Config, env: &EnvLookup) -> Result<Client, StartError> {
+    let token = config
+        .salesloft
+        .credential
+        .load("salesloft.credential", &**env)?;
+    Client::new(&config.salesloft, token.into())
+        .map_err(|error| StartError::Client(error.to_string()))
+}
+
+fn start_metrics(config: &Config) -> Result<Metrics, StartError> {
+    Metrics::new(config.receivers.otlp.as_ref(), &config.salesloft.location)
+        .map_err(|error| StartError::Telemetry(error.to_string()))
+}
+
+fn start_notifier(
+    config: &Config,
+    env: &EnvLookup,
+    file_sink: Option<PathBuf>,
+) -> Result<Notifier, StartError> {
+    Notifier::start(
+        &config.receivers,
+        &**env,
+        &config.salesloft.location,
+        file_sink,
+    )
+    .map_err(|error| StartError::Notify(error.to_string()))
+}
+
+/// Returns how long results are kept: the longest rule window.
+fn retention(config: &Config) -> Duration {
+    config
+        .rules
+        .iter()
+        .map(|rule| rule.window)
+        .max()
+        .unwrap_or_default()
+}
+
+impl Daemon {
+    fn handle_event(&mut self, event: ProbeEvent) {
+        match event {
+            ProbeEvent::Result(result) => {
+                self.probes
+                    .record_start(&result.probe, result.finished - result.latency);
+                // A result of a probe removed by a reload, still in flight then, is dropped.
+                let Some(spec) = self.probes.spec(&result.probe).cloned() else {
+                    return;
+                };
+                self.recorder.record(&result);
+                self.metrics
+                    .record_result(&spec, &result, &self.server_address);
+                let probe = result.probe.clone();
+                if let Some(observer) = &self.observer {
+                    let _ = observer.send(DaemonEvent::Result(result));
+                }
+                self.evaluate(Some(&probe));
+            }
+            ProbeEvent::Skipped {
+                probe,
+                reason,
+                count,
+            } => {
+                self.metrics.record_skip(&probe, reason.as_str(), count);
+                if let Some(observer) = &self.observer {
+                    let reason = reason.as_str();
+                    let _ = observer.send(DaemonEvent::Skipped {
+                        probe,
+                        reason,
+                        count,
+                    });
+                }
+            }
+        }
+    }
+
+    fn evaluate(&mut self, probe: Option<&str>) {
+        let transitions =
+            self.engine
+                .evaluate(&self.recorder, Instant::now(), SystemTime::now(), probe);
+        self.deliver(transitions);
+    }
+
+    fn deliver(&mut self, transitions: Vec<Transition>) {
+        let changed = !transitions.is_empty();
+        for transition in transitions {
+            log_transition(&transition);
+            match transition.kind {
+                TransitionKind::Firing => self.firing += 1,
+                TransitionKind::Resolved => self.firing = self.firing.saturating_sub(1),
+            }
+            if let Some(observer) = &self.observer {
+                let _ = observer.send(DaemonEvent::Transition(transition.clone()));
+            }
+            self.notifier.send(transition);
+        }
+        if changed {
+            self.lifecycle.status(&self.status_line());
+        }
+    }
+
+    /// Returns the one-line status shown by `systemctl status`.
+    fn status_line(&self) -> String {
+        format!(
+            "{} probes, {} alerts firing",
+            self.probes.len(),
+            self.firing
+        )
+    }
+}
+
+fn log_transition(transition: &Transition) {
+    match transition.kind {
+        TransitionKind::Firing => warn!(
+            alert = %transition.rule,
+            probe = %transition.probe,
+            severity = %transition.severity,
+            value = %transition.value_text,
+            threshold = %transition.threshold_text,
+            "alert firing"
+        ),
+        TransitionKind::Resolved => info!(
+            alert = %transition.rule,
+            probe = %transition.probe,
+            severity = %transition.severity,
+            value = %transition.value_text,
+            "alert resolved"
+        ),
+    }
+}
+
+/// Returns the host part of a base URL, for the `server.address` attribute.
+pub fn host_of(base_url: &str) -> String {
+    let rest = base_url
+        .split_once("://")
+        .map_or(base_url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned()
+}
