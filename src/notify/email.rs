@@ -10,6 +10,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use super::{DeliveryError, NotifyError, read_ca_file, render};
 use crate::alert::Transition;
 use crate::config::{EmailConfig, SmtpTls};
+use crate::probe::{Outcome, classify_error};
 
 /// Sends transitions to the configured recipients through one SMTP relay.
 pub struct EmailReceiver {
@@ -127,7 +128,11 @@ impl EmailReceiver {
             Ok(Ok(_response)) => Ok(()),
             Ok(Err(error)) => {
                 let mut text = format!("smtp to {}:{}: {error}", self.host, self.port);
-                if error.is_tls() {
+                // A rejected certificate comes back as a connection error with the rustls error
+                // inside, so the source chain is searched as well.
+                let tls_failed =
+                    error.is_tls() || matches!(classify_error(&error), Outcome::TlsError);
+                if tls_failed {
                     text.push_str("; check email.tls, email.ca_file and the relay's certificate");
                 }
                 if error.is_permanent() {
