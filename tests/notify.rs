@@ -67,6 +67,7 @@ fn email_config(host: &str, port: u16, tls: SmtpTls) -> EmailConfig {
         host: host.to_owned(),
         port,
         tls,
+        ca_file: None,
         username: None,
         password: None,
         from: "loftwatch <loftwatch@example.test>".to_owned(),

@@ -100,6 +100,7 @@ pub(crate) struct RawEmail {
     pub host: Text,
     pub port: Option<Spanned<i64>>,
     pub tls: Option<Text>,
+    pub ca_file: Option<Text>,
     pub username: Option<Text>,
     pub password: Option<Spanned<RawSecret>>,
     pub from: Text,

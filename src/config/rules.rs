@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -168,6 +169,7 @@ impl Validator<'_> {
                 SmtpTls::None => 25,
             },
         };
+        let ca_file = raw.ca_file.as_ref().map(|value| self.ca_file(value, tls));
         let username = raw.username.map(|name| name.into_inner());
         let password = raw
             .password
@@ -194,6 +196,7 @@ impl Validator<'_> {
             host,
             port,
             tls,
+            ca_file,
             username,
             password,
             from: raw.from.into_inner(),
@@ -205,6 +208,21 @@ impl Validator<'_> {
                 .collect(),
             timeout,
         }
+    }
+
+    /// Checks that `ca_file` is used by a TLS mode and contains at least one valid certificate.
+    fn ca_file(&mut self, value: &Text, tls: SmtpTls) -> PathBuf {
+        let path = PathBuf::from(value.get_ref());
+        if tls == SmtpTls::None {
+            let message = "ca_file is set but tls = \"none\" never uses it: remove ca_file, or \
+                           set tls to starttls or implicit"
+                .to_owned();
+            self.error(value.span(), "receivers.email.ca_file", message);
+        } else if let Err(error) = crate::notify::read_ca_file(&path) {
+            let message = format!("invalid ca_file {:?}: {error}", value.get_ref());
+            self.error(value.span(), "receivers.email.ca_file", message);
+        }
+        path
     }
 
     fn mailbox(&mut self, value: &Text, key: &str) {

@@ -182,6 +182,9 @@ pub struct EmailConfig {
     pub host: String,
     pub port: u16,
     pub tls: SmtpTls,
+    /// PEM file of extra root certificates to trust besides the platform's, for a relay whose
+    /// certificate comes from a private CA. Validation checks that it contains a certificate.
+    pub ca_file: Option<PathBuf>,
     pub username: Option<String>,
     pub password: Option<SecretSource>,
     pub from: String,

@@ -4,11 +4,13 @@ use std::net::IpAddr;
 
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::{DeliveryError, NotifyError, render};
+use super::{DeliveryError, NotifyError, read_ca_file, render};
 use crate::alert::Transition;
 use crate::config::{EmailConfig, SmtpTls};
+use crate::probe::{Outcome, classify_error};
 
 /// Sends transitions to the configured recipients through one SMTP relay.
 pub struct EmailReceiver {
@@ -17,6 +19,7 @@ pub struct EmailReceiver {
     to: Vec<Mailbox>,
     timeout: std::time::Duration,
     host: String,
+    port: u16,
 }
 
 /// Returns whether `host` is `localhost` or a loopback address (127.0.0.0/8 or ::1).
@@ -42,10 +45,34 @@ pub(crate) fn parse_mailbox(key: &'static str, address: &str) -> Result<Mailbox,
         })
 }
 
+/// Builds the TLS settings of the relay connection: the platform verifier, plus the roots of
+/// `ca_file` when it is set. The relay's certificate must be valid for `host`.
+fn tls_parameters(config: &EmailConfig) -> Result<TlsParameters, NotifyError> {
+    let mut builder = TlsParameters::builder(config.host.clone());
+    if let Some(path) = &config.ca_file {
+        for root in read_ca_file(path)? {
+            let certificate = Certificate::from_der(root.to_vec()).map_err(|source| {
+                NotifyError::SmtpTransport {
+                    host: config.host.clone(),
+                    source,
+                }
+            })?;
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder
+        .build()
+        .map_err(|source| NotifyError::SmtpTransport {
+            host: config.host.clone(),
+            source,
+        })
+}
+
 impl EmailReceiver {
     /// Builds the SMTP transport. The password is read from its [`crate::config::SecretSource`]
-    /// through `secrets`. Plain SMTP (`tls = none`) is rejected unless the host is loopback,
-    /// because it would send mail and the password unencrypted.
+    /// through `secrets`, and the roots of `ca_file` are read and trusted besides the platform's.
+    /// Plain SMTP (`tls = none`) is rejected unless the host is loopback, because it would send
+    /// mail and the password unencrypted.
     pub fn new(
         config: &EmailConfig,
         secrets: &dyn Fn(&str) -> Option<String>,
@@ -60,25 +87,22 @@ impl EmailReceiver {
             return Err(NotifyError::NoRecipients);
         }
 
-        let builder = match config.tls {
-            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host),
-            SmtpTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host),
+        let tls = match config.tls {
+            SmtpTls::Starttls => Tls::Required(tls_parameters(config)?),
+            SmtpTls::Implicit => Tls::Wrapper(tls_parameters(config)?),
             SmtpTls::None => {
                 if !is_loopback_host(&config.host) {
                     return Err(NotifyError::PlainSmtpNotLoopback {
                         host: config.host.clone(),
                     });
                 }
-                Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-                    &config.host,
-                ))
+                Tls::None
             }
-        }
-        .map_err(|source| NotifyError::SmtpTransport {
-            host: config.host.clone(),
-            source,
-        })?;
-
+        };
+        // `builder_dangerous` only means "no TLS yet": the TLS mode is set right after, as
+        // lettre's own `relay` and `starttls_relay` do, so that `ca_file` can be applied.
+        let builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host).tls(tls);
         let mut builder = builder.port(config.port).timeout(Some(config.timeout));
         if let (Some(username), Some(password)) = (&config.username, &config.password) {
             let password = password.load("email.password", secrets)?;
@@ -91,6 +115,7 @@ impl EmailReceiver {
             to,
             timeout: config.timeout,
             host: config.host.clone(),
+            port: config.port,
         })
     }
 
@@ -102,7 +127,14 @@ impl EmailReceiver {
         match sent {
             Ok(Ok(_response)) => Ok(()),
             Ok(Err(error)) => {
-                let text = format!("smtp to {}: {error}", self.host);
+                let mut text = format!("smtp to {}:{}: {error}", self.host, self.port);
+                // A rejected certificate comes back as a connection error with the rustls error
+                // inside, so the source chain is searched as well.
+                let tls_failed =
+                    error.is_tls() || matches!(classify_error(&error), Outcome::TlsError);
+                if tls_failed {
+                    text.push_str("; check email.tls, email.ca_file and the relay's certificate");
+                }
                 if error.is_permanent() {
                     Err(DeliveryError::permanent(text))
                 } else {
@@ -110,8 +142,8 @@ impl EmailReceiver {
                 }
             }
             Err(_elapsed) => Err(DeliveryError::transient(format!(
-                "smtp to {} timed out after {:?}",
-                self.host, self.timeout
+                "smtp to {}:{} timed out after {:?}",
+                self.host, self.port, self.timeout
             ))),
         }
     }

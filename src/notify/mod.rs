@@ -5,6 +5,7 @@
 //! exponential backoff, so a dead server behind one receiver never stalls the caller or the
 //! others.
 
+mod ca_file;
 mod email;
 mod file_sink;
 mod notifier;
@@ -14,6 +15,7 @@ mod retry;
 
 use std::path::PathBuf;
 
+pub use ca_file::{CaFileError, read_ca_file};
 pub use email::{EmailReceiver, is_loopback_host};
 pub use file_sink::{FileSink, file_name_part};
 pub use notifier::{Notifier, NotifierOptions, ReceiverCounts, ReceiverKind};
@@ -48,6 +50,8 @@ pub enum NotifyError {
         host: String,
         source: lettre::transport::smtp::Error,
     },
+    #[error("cannot use email.ca_file: {0}")]
+    CaFile(#[from] CaFileError),
     #[error("cannot read the smtp password: {0}")]
     Secret(#[from] SecretError),
     #[error("cannot set up the otlp exporter for {endpoint:?}: {source}; check otlp.endpoint")]

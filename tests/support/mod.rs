@@ -4,6 +4,7 @@
 
 pub mod otlp;
 pub mod smtp;
+pub mod smtp_tls;
 
 use std::future::Future;
 use std::time::Duration;

@@ -80,40 +80,13 @@ impl SmtpServer {
 
     /// Returns every stored message, oldest first.
     pub fn messages(&self) -> Vec<DeliveredMail> {
-        let mut messages = Vec::new();
-        for sub in ["new", "cur"] {
-            let Ok(entries) = std::fs::read_dir(self.maildir.join(sub)) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let (Ok(raw), Ok(metadata)) = (std::fs::read(&path), entry.metadata()) else {
-                    continue;
-                };
-                messages.push(DeliveredMail {
-                    raw,
-                    arrived: metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                    file_name: entry.file_name().to_string_lossy().into_owned(),
-                });
-            }
-        }
-        messages.sort_by(|a, b| {
-            a.arrived
-                .cmp(&b.arrived)
-                .then(a.file_name.cmp(&b.file_name))
-        });
-        messages
+        read_maildir(&self.maildir)
     }
 
     /// Waits until at least `count` messages are stored and returns them, or panics after
     /// `timeout`.
     pub async fn wait_for_messages(&self, count: usize, timeout: Duration) -> Vec<DeliveredMail> {
-        let what = format!("{count} messages in {}", self.maildir.display());
-        wait_until(&what, timeout, || async {
-            let messages = self.messages();
-            (messages.len() >= count).then_some(messages)
-        })
-        .await
+        wait_for_maildir(&self.maildir, count, timeout).await
     }
 }
 
@@ -122,6 +95,48 @@ impl Drop for SmtpServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Returns every message stored in a Maildir, oldest first.
+pub fn read_maildir(maildir: &Path) -> Vec<DeliveredMail> {
+    let mut messages = Vec::new();
+    for sub in ["new", "cur"] {
+        let Ok(entries) = std::fs::read_dir(maildir.join(sub)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let (Ok(raw), Ok(metadata)) = (std::fs::read(&path), entry.metadata()) else {
+                continue;
+            };
+            messages.push(DeliveredMail {
+                raw,
+                arrived: metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                file_name: entry.file_name().to_string_lossy().into_owned(),
+            });
+        }
+    }
+    messages.sort_by(|a, b| {
+        a.arrived
+            .cmp(&b.arrived)
+            .then(a.file_name.cmp(&b.file_name))
+    });
+    messages
+}
+
+/// Waits until a Maildir contains at least `count` messages and returns them, or panics after
+/// `timeout`.
+pub async fn wait_for_maildir(
+    maildir: &Path,
+    count: usize,
+    timeout: Duration,
+) -> Vec<DeliveredMail> {
+    let what = format!("{count} messages in {}", maildir.display());
+    wait_until(&what, timeout, || async {
+        let messages = read_maildir(maildir);
+        (messages.len() >= count).then_some(messages)
+    })
+    .await
 }
 
 /// A message parsed by Python's `email` package with `email.policy.default`.
