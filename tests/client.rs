@@ -164,7 +164,7 @@ fn too_many(headers: &[String]) -> String {
 
 // --- 429 and Retry-After -----------------------------------------------------------------
 
-/// Spawns `probe` through `client` and collects its events for `run_for`.
+/// Spawns each of `probes` through `client` and collects their events for `run_for`.
 async fn collect_events(
     probes: Vec<ProbeSpec>,
     client: Arc<Client>,
@@ -281,7 +281,7 @@ async fn retry_after_pauses_every_probe_of_host() {
     assert_eq!(client.pauses().stats().pauses, 1);
 }
 
-/// Probes a server that answers one 429 with `headers`, and returns the pause it set.
+/// Probes a server that responds 429 with `headers`, and returns the pause it set.
 async fn pause_after(headers: &[String]) -> (Duration, Client) {
     let (addr, _) = scripted(vec![too_many(headers)], false).await;
     let client = api_key_client(&format!("http://{addr}"));

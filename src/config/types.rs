@@ -27,13 +27,13 @@ pub struct SalesloftConfig {
     pub location: Arc<str>,
     /// `User-Agent` header sent with every probe.
     pub user_agent: String,
-    /// How requests are authenticated: with the credential as an API key, or with OAuth.
+    /// Authentication of requests: the credential as an API key, or OAuth.
     pub auth: AuthConfig,
     /// Retries of idempotent requests after a 5xx or a connection error.
     pub retry: crate::salesloft::RetryPolicy,
 }
 
-/// How requests to SalesLoft are authenticated.
+/// The authentication of requests to SalesLoft.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum AuthConfig {
     /// `credential` is sent as the bearer token (an API key or a long-lived access token).
@@ -50,9 +50,9 @@ pub struct OAuthConfig {
     pub token_url: String,
     /// Client id of the OAuth app.
     pub client_id: String,
-    /// Where the client secret of the OAuth app is read from.
+    /// Source of the client secret of the OAuth app.
     pub client_secret: SecretSource,
-    /// Where the first refresh token is read from; a rotated one in `state_dir` wins.
+    /// Source of the first refresh token. A rotated one stored in `state_dir` wins over it.
     pub refresh_token: SecretSource,
     /// Directory of the rotated refresh token; `None` means `$STATE_DIRECTORY` or `./state`.
     pub state_dir: Option<PathBuf>,

@@ -133,8 +133,8 @@ pub(crate) async fn drive<R, F>(
     drive_paused(spec, runner, || None, events, shutdown, wall).await;
 }
 
-/// Runs one probe on its schedule; `runner` performs one run and `paused_until` returns the
-/// end of the rate-limit pause of the probe's host, if one is running.
+/// Runs one probe on its schedule. `runner` performs one run, and `paused_until` returns the
+/// end of the rate-limit pause of the probe's host if one is running.
 pub(crate) async fn drive_paused<R, F, P>(
     spec: Arc<ProbeSpec>,
     runner: R,

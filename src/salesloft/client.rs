@@ -35,7 +35,7 @@ pub enum ClientError {
     Build(#[source] reqwest::Error),
 }
 
-/// How a client authenticates its requests.
+/// The authentication of a client's requests.
 #[derive(Debug, Clone)]
 enum Auth {
     /// A fixed bearer token: an API key or a long-lived access token.
@@ -51,9 +51,10 @@ enum Auth {
 /// `Accept: application/json` and the configured user agent. Deadlines are left to the caller,
 /// because the prober wraps each attempt in one total timeout.
 ///
-/// It keeps no idle connections: every request opens a new one, so every probe resolves the
-/// name, connects and checks the certificate, and a pooled keep-alive connection that the
-/// server closed meanwhile can never be written to and reported as an API error.
+/// It keeps no idle connections, so every request opens a new one and every probe resolves
+/// the name, connects and checks the certificate. A pooled keep-alive connection that the
+/// server closed meanwhile therefore never exists to be written to and reported as an API
+/// error.
 ///
 /// A 429 response pauses the client's host in its [`RateLimitPauses`], which clients of the
 /// same daemon can share through [`Client::with_pauses`].

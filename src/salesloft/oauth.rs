@@ -1,7 +1,7 @@
 //! OAuth access tokens from a rotating refresh token, shared by every probe.
 //!
 //! [`OAuthSession`] keeps the current access token and refreshes it ahead of its expiry (at
-//! 80 % of its lifetime) and once after a 401. Refreshes are a single flight: the token state
+//! 80 % of its lifetime) and once after a 401. Refreshes are a single flight. The token state
 //! sits behind a tokio mutex held for the whole refresh, so probes that need a token at the
 //! same time wait for one refresh and never send the same single-use refresh token twice.
 //! A failed refresh is not tried again before a backoff has passed, so a broken token endpoint
@@ -28,7 +28,7 @@ use crate::config::OAuthConfig;
 const REFRESH_AT_FRACTION: f64 = 0.8;
 /// Wait after the first failed refresh; it doubles after each further failure.
 const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(1);
-/// Longest wait between two failed refreshes.
+/// Maximum wait between two failed refreshes.
 const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// A refresh failed, or no access token could be obtained.
@@ -42,9 +42,9 @@ pub enum OAuthError {
         /// Failure class, such as `connect_error` or `timeout`.
         kind: &'static str,
     },
-    /// The token endpoint answered with an error other than `invalid_grant`.
+    /// The token endpoint returned an error other than `invalid_grant`.
     #[error(
-        "token endpoint answered {status} {code:?}: {description:?}; check salesloft.client_id \
+        "token endpoint returned {status} {code:?}: {description:?}; check salesloft.client_id \
          and salesloft.client_secret"
     )]
     Rejected {
@@ -64,10 +64,10 @@ pub enum OAuthError {
         /// OAuth `error_description`, when the body had one.
         description: Option<String>,
     },
-    /// The token endpoint answered 200 with a body that is not a token response.
+    /// The token endpoint returned 200 with a body that is not a token response.
     #[error("invalid token response: {reason}")]
     InvalidResponse {
-        /// What is wrong with the body.
+        /// The problem with the body.
         reason: String,
     },
     /// The rotated refresh token could not be written to the state directory.
@@ -92,7 +92,7 @@ pub enum OAuthError {
     },
 }
 
-/// A bearer token handed to one request. `generation` tells a token that was refreshed since.
+/// A bearer token handed to one request, with the number of the refresh that issued it.
 #[derive(Debug, Clone)]
 pub struct Bearer {
     /// The token.
@@ -149,7 +149,7 @@ struct AccessToken {
     refresh_at: Instant,
 }
 
-/// Why a refresh is made, for counters and logs.
+/// The cause of a refresh, for counters and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reason {
     Expiry,
@@ -245,9 +245,9 @@ impl OAuthSession {
     }
 
     /// Returns the access token for a request, refreshing it first when it passed 80 % of its
-    /// lifetime. When a refresh fails, a token that has not expired yet is still returned; an
-    /// expired one is returned too, so the server's 401 shows the outage. The error comes only
-    /// when no token was ever issued.
+    /// lifetime. When the refresh fails, the old token is returned even if it has expired, so
+    /// the server's 401 shows the outage. An error is returned only when no token was ever
+    /// issued.
     pub async fn bearer(&self) -> Result<Bearer, OAuthError> {
         let mut state = self.state.lock().await;
         let now = Instant::now();
@@ -394,6 +394,7 @@ impl OAuthSession {
                     reason: error.to_string(),
                 })?;
         }
+
         let now = Instant::now();
         let access = AccessToken {
             token: grant.access_token,
@@ -409,6 +410,7 @@ impl OAuthSession {
             after_401 = reason == Reason::Rejected,
             "access token refreshed"
         );
+
         let mut record = self.lock_status();
         record.expires_at = Some(access.expires_at);
         record.secrets.push(access.token.clone());

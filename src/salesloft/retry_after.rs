@@ -14,10 +14,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::header::{DATE, HeaderMap, RETRY_AFTER};
 use tokio::time::Instant;
 
-/// Longest pause a `Retry-After` value may set; larger values are clamped to it and counted.
+/// Maximum pause a `Retry-After` value may set. Larger values are clamped to it and counted.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
-/// How a 429 response's `Retry-After` header was read.
+/// The reading of a 429 response's `Retry-After` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryAfterValue {
     /// No header.

@@ -1,4 +1,4 @@
-//! The refresh grant: the form sent to the token endpoint and the parsing of its answer.
+//! The refresh grant: the form sent to the token endpoint and the parsing of its response.
 
 use std::time::Duration;
 
@@ -47,7 +47,7 @@ pub struct RefreshRequest<'a> {
     pub refresh_token: &'a Secret,
 }
 
-/// Sends the refresh grant form-encoded and reads the answer. Errors name no secret: the
+/// Sends the refresh grant form-encoded and reads the response. Errors name no secret: the
 /// body of an error response is reduced to its `error` and `error_description`.
 pub async fn request_refresh(
     http: &reqwest::Client,
@@ -59,6 +59,7 @@ pub async fn request_refresh(
         ("client_id", request.client_id),
         ("client_secret", request.client_secret.expose()),
     ];
+
     let body = encode_form(&form);
     let sent = http
         .post(request.token_url)
@@ -76,6 +77,7 @@ pub async fn request_refresh(
             classify_error(&error).as_str()
         },
     })?;
+
     let status = response.status().as_u16();
     let bytes = response
         .bytes()
@@ -84,6 +86,7 @@ pub async fn request_refresh(
             url: request.token_url.to_owned(),
             kind: "body read failed",
         })?;
+
     if status == 200 {
         let parsed: TokenResponse =
             serde_json::from_slice(&bytes).map_err(|error| OAuthError::InvalidResponse {
@@ -105,6 +108,7 @@ pub async fn request_refresh(
                 .map(Secret::new),
         });
     }
+
     let error: Option<ErrorResponse> = serde_json::from_slice(&bytes).ok();
     let code = error.as_ref().and_then(|error| error.error.clone());
     let description = error.and_then(|error| error.error_description);
