@@ -731,3 +731,32 @@ async fn secrets_never_logged() {
         .any(|detail| detail.contains("invalid_grant"));
     assert!(rejected, "the rejected refresh is reported: {details:?}");
 }
+
+#[tokio::test]
+async fn session_from_config_reads_secret_files() {
+    let sim = start_sim(oauth_sim_options()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("client-secret");
+    let refresh_file = dir.path().join("refresh-token");
+    std::fs::write(&secret_file, format!("{CLIENT_SECRET}\n")).unwrap();
+    std::fs::write(&refresh_file, format!("{FIRST_REFRESH_TOKEN}\n")).unwrap();
+    let file_source = |path: &Path| SecretSource {
+        file: Some(path.to_owned()),
+        ..SecretSource::default()
+    };
+    let oauth = OAuthConfig {
+        token_url: format!("{}/oauth/token", sim.base_url()),
+        client_id: "loftwatch-test".to_owned(),
+        client_secret: file_source(&secret_file),
+        refresh_token: file_source(&refresh_file),
+        state_dir: None,
+    };
+    let state_dir = dir.path().join("state");
+    let state_text = state_dir.display().to_string();
+    let env = move |name: &str| (name == "STATE_DIRECTORY").then(|| state_text.clone());
+    let session = OAuthSession::from_config(&oauth, "loftwatch-test/1", &env).unwrap();
+    let client = oauth_client(&sim, Arc::new(session));
+
+    assert_eq!(probe::run(&client, &me()).await.outcome, Outcome::Ok);
+    assert!(state_dir.join(REFRESH_TOKEN_FILE).exists());
+}

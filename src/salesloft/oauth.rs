@@ -80,6 +80,9 @@ pub enum OAuthError {
         /// The I/O error.
         reason: String,
     },
+    /// The client secret or the first refresh token could not be read from its source.
+    #[error("{0}")]
+    Secret(String),
     /// The last refresh failed and its backoff has not passed; no valid token is at hand.
     #[error(
         "no valid access token: the last refresh failed ({last_error}); next try in {retry_in:?}"
@@ -233,6 +236,31 @@ impl OAuthSession {
                 secrets,
                 ..StatusRecord::default()
             }),
+        })
+    }
+
+    /// Reads the client secret and the first refresh token from their sources and creates a
+    /// session in the resolved state directory. `env` looks up environment variables.
+    pub fn from_config(
+        config: &OAuthConfig,
+        user_agent: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<OAuthSession, OAuthError> {
+        let load = |source: &crate::config::SecretSource, what: &str| {
+            source
+                .load(what, env)
+                .map(Secret::new)
+                .map_err(|error| OAuthError::Secret(error.to_string()))
+        };
+        let client_secret = load(&config.client_secret, "salesloft.client_secret")?;
+        let refresh_token = load(&config.refresh_token, "salesloft.refresh_token")?;
+        let state_dir = config.resolve_state_dir(env);
+        OAuthSession::new(OAuthSettings {
+            config,
+            client_secret,
+            refresh_token,
+            state_dir: &state_dir,
+            user_agent,
         })
     }
 
