@@ -7,6 +7,7 @@
 //! A failed refresh is not tried again before a backoff has passed, so a broken token endpoint
 //! gets a few requests, not one per probe.
 
+mod error;
 mod grant;
 mod store;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+pub use error::OAuthError;
 pub use grant::{TOKEN_REQUEST_TIMEOUT, encode_form};
 pub use store::{REFRESH_TOKEN_FILE, RefreshTokenStore};
 
@@ -30,70 +32,6 @@ const REFRESH_AT_FRACTION: f64 = 0.8;
 const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// Maximum wait between two failed refreshes.
 const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(60);
-
-/// A refresh failed, or no access token could be obtained.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum OAuthError {
-    /// The token endpoint could not be reached.
-    #[error("token endpoint {url} unreachable ({kind}); check salesloft.token_url and the network")]
-    Unreachable {
-        /// The token endpoint.
-        url: String,
-        /// Failure class, such as `connect_error` or `timeout`.
-        kind: &'static str,
-    },
-    /// The token endpoint returned an error other than `invalid_grant`.
-    #[error(
-        "token endpoint returned {status} {code:?}: {description:?}; check salesloft.client_id \
-         and salesloft.client_secret"
-    )]
-    Rejected {
-        /// HTTP status.
-        status: u16,
-        /// OAuth `error` code, when the body had one.
-        code: Option<String>,
-        /// OAuth `error_description`, when the body had one.
-        description: Option<String>,
-    },
-    /// The refresh token is spent, revoked or unknown.
-    #[error(
-        "refresh token rejected (invalid_grant: {description:?}); authorize the OAuth app again \
-         and store the new refresh token in salesloft.refresh_token"
-    )]
-    InvalidGrant {
-        /// OAuth `error_description`, when the body had one.
-        description: Option<String>,
-    },
-    /// The token endpoint returned 200 with a body that is not a token response.
-    #[error("invalid token response: {reason}")]
-    InvalidResponse {
-        /// The problem with the body.
-        reason: String,
-    },
-    /// The rotated refresh token could not be written to the state directory.
-    #[error(
-        "cannot store the rotated refresh token in {path}: {reason}; check salesloft.state_dir"
-    )]
-    Persist {
-        /// The token file.
-        path: String,
-        /// The I/O error.
-        reason: String,
-    },
-    /// The client secret or the first refresh token could not be read from its source.
-    #[error("{0}")]
-    Secret(String),
-    /// The last refresh failed and its backoff has not passed; no valid token is at hand.
-    #[error(
-        "no valid access token: the last refresh failed ({last_error}); next try in {retry_in:?}"
-    )]
-    Backoff {
-        /// The error of the last refresh.
-        last_error: String,
-        /// Time left until a refresh is tried again.
-        retry_in: Duration,
-    },
-}
 
 /// A bearer token handed to one request, with the number of the refresh that issued it.
 #[derive(Debug, Clone)]
