@@ -5,10 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use loftwatch::config::{
-    JsonAssertion, JsonCheck, ProbeSpec, SalesloftConfig, Schedule, SecretSource,
+    AuthConfig, JsonAssertion, JsonCheck, ProbeSpec, SalesloftConfig, Schedule, SecretSource,
 };
 use loftwatch::probe::{self, Outcome, ProbeEvent, RateLimit};
-use loftwatch::salesloft::{Client, Secret};
+use loftwatch::salesloft::{Client, RetryPolicy, Secret};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -150,6 +150,8 @@ fn client(base_url: &str) -> Client {
         credential: SecretSource::default(),
         location: Arc::from("test"),
         user_agent: "loftwatch-test/1".to_owned(),
+        auth: AuthConfig::ApiKey,
+        retry: RetryPolicy::never(),
     };
     Client::new(&config, Secret::new(TOKEN)).unwrap()
 }

@@ -29,6 +29,15 @@ pub(crate) struct RawSalesloft {
     pub credential: Option<Spanned<RawSecret>>,
     pub location: Option<Text>,
     pub user_agent: Option<Text>,
+    pub auth: Option<Text>,
+    pub token_url: Option<Text>,
+    pub client_id: Option<Text>,
+    pub client_secret: Option<Spanned<RawSecret>>,
+    pub refresh_token: Option<Spanned<RawSecret>>,
+    pub state_dir: Option<Text>,
+    pub retry_attempts: Option<Spanned<i64>>,
+    pub retry_backoff: Option<Text>,
+    pub retry_backoff_max: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -110,3 +110,74 @@ fn secret_sources_in_order() {
         "{error}"
     );
 }
+
+#[test]
+fn auth_defaults_to_api_key() {
+    let config = parse(DEFAULT_CONFIG, "alerts.toml").expect("alerts.toml should be valid");
+    assert_eq!(config.salesloft.auth, AuthConfig::ApiKey);
+    assert_eq!(
+        config.salesloft.retry,
+        crate::salesloft::RetryPolicy::default()
+    );
+}
+
+#[test]
+fn oauth_keys_read_with_defaults() {
+    let text = "[salesloft]\nauth = \"oauth\"\nclient_id = \"app\"\n\
+                client_secret = { credential = \"salesloft-client-secret\" }\n\
+                refresh_token = { file = \"/etc/loftwatch/refresh-token\" }\n\
+                retry_attempts = 2\nretry_backoff = \"50ms\"\n";
+    let config = parse(text, "test.toml").expect("valid");
+    let AuthConfig::OAuth(oauth) = &config.salesloft.auth else {
+        panic!("expected OAuth, got {:?}", config.salesloft.auth);
+    };
+    assert_eq!(
+        oauth.token_url,
+        "https://accounts.salesloft.com/oauth/token"
+    );
+    assert_eq!(oauth.client_id, "app");
+    assert_eq!(oauth.state_dir, None);
+    let env = |name: &str| (name == "STATE_DIRECTORY").then(|| "/var/lib/a:/var/lib/b".to_owned());
+    assert_eq!(
+        oauth.resolve_state_dir(&env),
+        std::path::Path::new("/var/lib/a")
+    );
+    assert_eq!(
+        oauth.resolve_state_dir(&|_| None),
+        std::path::Path::new("./state")
+    );
+    assert_eq!(config.salesloft.retry.max_attempts, 2);
+    assert_eq!(
+        config.salesloft.retry.backoff_base,
+        Duration::from_millis(50)
+    );
+}
+
+#[test]
+fn oauth_requires_client_and_refresh_token() {
+    let message = error_text("[salesloft]\nauth = \"oauth\"\n");
+    for key in [
+        "salesloft.client_id",
+        "salesloft.client_secret",
+        "salesloft.refresh_token",
+    ] {
+        assert!(message.contains(key), "{key} not named: {message}");
+    }
+}
+
+#[test]
+fn oauth_keys_rejected_with_api_key() {
+    let message = error_text("[salesloft]\nclient_id = \"app\"\n");
+    assert!(message.contains("salesloft.client_id"), "{message}");
+    assert!(message.contains("auth = \"oauth\""), "{message}");
+}
+
+#[test]
+fn bad_auth_and_retry_values_rejected() {
+    let message = error_text("[salesloft]\nauth = \"basic\"\n");
+    assert!(message.contains("invalid auth \"basic\""), "{message}");
+    let message = error_text("[salesloft]\nretry_attempts = 5\n");
+    assert!(message.contains("salesloft.retry_attempts"), "{message}");
+    let message = error_text("[salesloft]\nretry_backoff = \"2s\"\nretry_backoff_max = \"1s\"\n");
+    assert!(message.contains("salesloft.retry_backoff_max"), "{message}");
+}

@@ -27,6 +27,50 @@ pub struct SalesloftConfig {
     pub location: Arc<str>,
     /// `User-Agent` header sent with every probe.
     pub user_agent: String,
+    /// Authentication of requests: the credential as an API key, or OAuth.
+    pub auth: AuthConfig,
+    /// Retries of idempotent requests after a 5xx or a connection error.
+    pub retry: crate::salesloft::RetryPolicy,
+}
+
+/// The authentication of requests to SalesLoft.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AuthConfig {
+    /// `credential` is sent as the bearer token (an API key or a long-lived access token).
+    #[default]
+    ApiKey,
+    /// Access tokens come from the refresh grant of an OAuth app; `credential` is unused.
+    OAuth(Box<OAuthConfig>),
+}
+
+/// The OAuth app and the refresh token that access tokens are obtained with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthConfig {
+    /// Token endpoint, by default `https://accounts.salesloft.com/oauth/token`.
+    pub token_url: String,
+    /// Client id of the OAuth app.
+    pub client_id: String,
+    /// Source of the client secret of the OAuth app.
+    pub client_secret: SecretSource,
+    /// Source of the first refresh token. A rotated one stored in `state_dir` wins over it.
+    pub refresh_token: SecretSource,
+    /// Directory of the rotated refresh token; `None` means `$STATE_DIRECTORY` or `./state`.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl OAuthConfig {
+    /// Returns the state directory: the configured one, else the first directory of
+    /// `$STATE_DIRECTORY` (set by systemd's `StateDirectory=`), else `./state`. `env` looks up
+    /// variables, so tests never touch the process environment.
+    pub fn resolve_state_dir(&self, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+        if let Some(dir) = &self.state_dir {
+            return dir.clone();
+        }
+        env("STATE_DIRECTORY")
+            .and_then(|dirs| dirs.split(':').next().map(str::to_owned))
+            .filter(|dir| !dir.is_empty())
+            .map_or_else(|| PathBuf::from("./state"), PathBuf::from)
+    }
 }
 
 /// Settings of the rule engine and the recorder.

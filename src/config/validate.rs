@@ -10,9 +10,12 @@ use toml::Spanned;
 use super::error::{ConfigIssue, Positions};
 use super::raw::*;
 use super::types::*;
+use crate::salesloft::{MAX_ATTEMPTS, RetryPolicy};
 
 /// Default SalesLoft API host.
 pub const DEFAULT_BASE_URL: &str = "https://api.salesloft.com";
+/// Default OAuth token endpoint of SalesLoft.
+pub const DEFAULT_TOKEN_URL: &str = "https://accounts.salesloft.com/oauth/token";
 /// Default probe period; two probes at this period spend 12 of the team's 600 per minute.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 /// Default total deadline of one probe.
@@ -117,7 +120,18 @@ impl<'a> Validator<'a> {
             credential: None,
             location: None,
             user_agent: None,
+            auth: None,
+            token_url: None,
+            client_id: None,
+            client_secret: None,
+            refresh_token: None,
+            state_dir: None,
+            retry_attempts: None,
+            retry_backoff: None,
+            retry_backoff_max: None,
         });
+        let auth = self.auth(&raw);
+        let retry = self.retry(&raw);
         let base_url = match &raw.base_url {
             Some(value) => self.url(value, "salesloft.base_url"),
             None => DEFAULT_BASE_URL.to_owned(),
@@ -154,7 +168,149 @@ impl<'a> Validator<'a> {
             credential,
             location: Arc::from(location),
             user_agent,
+            auth,
+            retry,
         }
+    }
+
+    /// Reads `auth` and the OAuth keys, which are rejected with `auth = "api_key"`.
+    fn auth(&mut self, raw: &RawSalesloft) -> AuthConfig {
+        let mode = raw
+            .auth
+            .as_ref()
+            .map_or("api_key", |value| value.get_ref().as_str());
+        match mode {
+            "api_key" => {
+                let oauth_keys = [
+                    (
+                        "salesloft.token_url",
+                        raw.token_url.as_ref().map(Spanned::span),
+                    ),
+                    (
+                        "salesloft.client_id",
+                        raw.client_id.as_ref().map(Spanned::span),
+                    ),
+                    (
+                        "salesloft.client_secret",
+                        raw.client_secret.as_ref().map(Spanned::span),
+                    ),
+                    (
+                        "salesloft.refresh_token",
+                        raw.refresh_token.as_ref().map(Spanned::span),
+                    ),
+                    (
+                        "salesloft.state_dir",
+                        raw.state_dir.as_ref().map(Spanned::span),
+                    ),
+                ];
+                for (key, span) in oauth_keys {
+                    if let Some(span) = span {
+                        let message = "applies only to auth = \"oauth\": set auth = \"oauth\" \
+                                       or remove the key"
+                            .to_owned();
+                        self.error(span, key, message);
+                    }
+                }
+                AuthConfig::ApiKey
+            }
+            "oauth" => {
+                let token_url = match &raw.token_url {
+                    Some(value) => self.url(value, "salesloft.token_url"),
+                    None => DEFAULT_TOKEN_URL.to_owned(),
+                };
+                let auth_span = raw.auth.as_ref().map(Spanned::span).unwrap_or_default();
+                let client_id = match &raw.client_id {
+                    Some(value) if !value.get_ref().trim().is_empty() => {
+                        value.get_ref().trim().to_owned()
+                    }
+                    Some(value) => {
+                        self.error(
+                            value.span(),
+                            "salesloft.client_id",
+                            "client_id is empty".to_owned(),
+                        );
+                        String::new()
+                    }
+                    None => {
+                        let message = "missing: auth = \"oauth\" requires the client id of the \
+                                       OAuth app"
+                            .to_owned();
+                        self.error(auth_span.clone(), "salesloft.client_id", message);
+                        String::new()
+                    }
+                };
+                let mut required_secret =
+                    |value: &Option<Spanned<RawSecret>>, key: &str| match value {
+                        Some(value) => self.secret(value, key),
+                        None => {
+                            let message = format!(
+                                "missing: auth = \"oauth\" requires {key} as a secret source, \
+                                 such as {{ credential = \"name\" }} or {{ file = \"/path\" }}"
+                            );
+                            self.error(auth_span.clone(), key, message);
+                            SecretSource::default()
+                        }
+                    };
+                let client_secret = required_secret(&raw.client_secret, "salesloft.client_secret");
+                let refresh_token = required_secret(&raw.refresh_token, "salesloft.refresh_token");
+                let state_dir = raw
+                    .state_dir
+                    .as_ref()
+                    .map(|value| PathBuf::from(value.get_ref().trim()));
+                AuthConfig::OAuth(Box::new(OAuthConfig {
+                    token_url,
+                    client_id,
+                    client_secret,
+                    refresh_token,
+                    state_dir,
+                }))
+            }
+            other => {
+                let span = raw.auth.as_ref().map(Spanned::span).unwrap_or_default();
+                let message = format!("invalid auth {other:?}: use \"api_key\" or \"oauth\"");
+                self.error(span, "salesloft.auth", message);
+                AuthConfig::ApiKey
+            }
+        }
+    }
+
+    /// Reads the retry keys of idempotent requests.
+    fn retry(&mut self, raw: &RawSalesloft) -> RetryPolicy {
+        let mut policy = RetryPolicy::default();
+        if let Some(value) = &raw.retry_attempts {
+            match u32::try_from(*value.get_ref()) {
+                Ok(attempts) if (1..=MAX_ATTEMPTS).contains(&attempts) => {
+                    policy.max_attempts = attempts;
+                }
+                _ => {
+                    let message = format!(
+                        "invalid retry_attempts {}: use 1 (no retry) to {MAX_ATTEMPTS}",
+                        value.get_ref()
+                    );
+                    self.error(value.span(), "salesloft.retry_attempts", message);
+                }
+            }
+        }
+        policy.backoff_base = self.duration_or(
+            raw.retry_backoff.as_ref(),
+            "salesloft.retry_backoff",
+            policy.backoff_base,
+        );
+        policy.backoff_max = self.duration_or(
+            raw.retry_backoff_max.as_ref(),
+            "salesloft.retry_backoff_max",
+            policy.backoff_max,
+        );
+        if policy.backoff_max < policy.backoff_base {
+            if let Some(value) = &raw.retry_backoff_max {
+                let message = format!(
+                    "retry_backoff_max {:?} is below retry_backoff: raise it or lower retry_backoff",
+                    value.get_ref()
+                );
+                self.error(value.span(), "salesloft.retry_backoff_max", message);
+            }
+        }
+        policy
     }
 
     pub(super) fn url(&mut self, value: &Text, key: &str) -> String {

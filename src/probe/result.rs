@@ -33,7 +33,7 @@ pub struct ProbeResult {
     pub status: Option<u16>,
     /// Rate-limit headers of the response.
     pub rate_limit: RateLimit,
-    /// Number of attempts made; 1 unless a retry policy sent the request again.
+    /// Number of requests sent: 0 when none could be sent, more than 1 after a retry.
     pub attempts: u32,
     /// A one-line description of what went wrong, with no secret in it.
     pub detail: Option<String>,

@@ -1,4 +1,5 @@
-//! One probe run: send the request, read the body under the size cap, classify the outcome.
+//! One probe run: send the request, read the body under the size cap, classify the outcome,
+//! and send it again after a 401 with OAuth or a retryable failure.
 
 use std::time::{Duration, SystemTime};
 
@@ -10,7 +11,7 @@ use tokio::time::Instant;
 use super::classify::{classify_error, describe_error};
 use super::{Outcome, ProbeResult, RateLimit, assert};
 use crate::config::ProbeSpec;
-use crate::salesloft::Client;
+use crate::salesloft::{Bearer, Client};
 
 /// Header with the cost of this request in the team's minute budget.
 const COST_HEADER: &str = "x-ratelimit-endpoint-cost";
@@ -21,14 +22,134 @@ const EXCERPT_CHARS: usize = 200;
 
 /// Runs `spec` once through `client` and classifies the result.
 ///
-/// Connecting, the response headers and the whole body share one deadline, `spec.timeout`.
-/// The latency runs on the monotonic clock from just before the request is sent to the last
-/// body byte, or to the moment the run was abandoned on a timeout or an oversized body.
+/// Each attempt has its own deadline, `spec.timeout`, shared by connecting, the response
+/// headers and the whole body. The latency runs on the monotonic clock from just before the
+/// request is sent to the last body byte, or to the moment the attempt was abandoned on a
+/// timeout or an oversized body.
+///
+/// Two cases send the request again:
+/// - A 401 with an OAuth client refreshes the token once (shared with every probe that got a
+///   401 on the same token) and retries once. The retry is the recorded attempt, because a
+///   token that expired on the client's side is no API failure.
+/// - A 5xx or connection error of an idempotent method is retried with backoff up to the
+///   client's [`RetryPolicy`](crate::salesloft::RetryPolicy). The first attempt stays the
+///   recorded one, so rules and SLIs see what the API did; the detail names the last attempt.
+///
+/// `attempts` counts every request sent.
 pub async fn run(client: &Client, spec: &ProbeSpec) -> ProbeResult {
     let started_at = SystemTime::now();
+    let method = match Method::from_bytes(spec.method.as_bytes()) {
+        Ok(method) => method,
+        Err(_) => {
+            // NOTE: an invalid method is a configuration error. It is reported as
+            // connect_error because no request could be sent and the outcome set has no
+            // configuration class.
+            let detail = format!(
+                "invalid HTTP method {:?}; use GET, POST, PUT, PATCH or DELETE",
+                spec.method
+            );
+            return unsent(spec, started_at, detail);
+        }
+    };
+    let bearer = match client.bearer().await {
+        Ok(bearer) => bearer,
+        // NOTE: reported as connect_error for the same reason as an invalid method. The
+        // refresh failure itself is exposed by `OAuthSession::status`.
+        Err(error) => return unsent(spec, started_at, client.redact(&error.to_string())),
+    };
+
+    let mut recorded = attempt(client, spec, &method, &bearer).await;
+    let mut attempts = 1;
+    if recorded.seen.status == Some(401) {
+        if let Some(refreshed) = client.refresh_after_401(&bearer).await {
+            match refreshed {
+                Ok(fresh) => {
+                    tracing::info!(probe = %spec.name, "retrying with a refreshed token after 401");
+                    recorded = attempt(client, spec, &method, &fresh).await;
+                    attempts += 1;
+                }
+                Err(error) => {
+                    let note = format!("token refresh after 401 failed: {error}");
+                    recorded.detail = Some(match recorded.detail.take() {
+                        Some(detail) => format!("{detail}; {note}"),
+                        None => note,
+                    });
+                }
+            }
+        }
+    }
+
+    let policy = client.retry_policy();
+    let mut last = recorded.outcome;
+    while is_retryable(last) && policy.allows_retry(&method, attempts) {
+        let wait = policy.backoff(attempts);
+        tracing::debug!(probe = %spec.name, outcome = %last, attempts, wait_ms = wait.as_millis(), "retrying probe");
+        tokio::time::sleep(wait).await;
+        let bearer = client.bearer().await.unwrap_or_else(|_| bearer.clone());
+        let retry = attempt(client, spec, &method, &bearer).await;
+        attempts += 1;
+        last = retry.outcome;
+    }
+    if attempts > 1 && last != recorded.outcome {
+        let note = format!("attempt {attempts} ended {last}");
+        recorded.detail = Some(match recorded.detail.take() {
+            Some(detail) => format!("{detail}; {note}"),
+            None => note,
+        });
+    }
+
+    ProbeResult {
+        probe: spec.name.clone(),
+        started_at,
+        finished: Instant::now(),
+        latency: recorded.latency,
+        outcome: recorded.outcome,
+        status: recorded.seen.status,
+        rate_limit: recorded.seen.rate_limit,
+        attempts,
+        detail: recorded.detail.map(|text| client.redact(&text)),
+    }
+}
+
+/// Returns whether an attempt that ended with `outcome` may be sent again: a 5xx or a
+/// connection failed before any response. DNS and TLS failures repeat on an immediate retry,
+/// and a timeout has already spent the attempt's deadline.
+fn is_retryable(outcome: Outcome) -> bool {
+    matches!(outcome, Outcome::HttpStatus(5) | Outcome::ConnectError)
+}
+
+/// Builds the result of a run that could send no request.
+fn unsent(spec: &ProbeSpec, started_at: SystemTime, detail: String) -> ProbeResult {
+    ProbeResult {
+        probe: spec.name.clone(),
+        started_at,
+        finished: Instant::now(),
+        latency: Duration::ZERO,
+        outcome: Outcome::ConnectError,
+        status: None,
+        rate_limit: RateLimit::default(),
+        attempts: 0,
+        detail: Some(detail),
+    }
+}
+
+/// The classified end of one attempt.
+struct Attempt {
+    outcome: Outcome,
+    detail: Option<String>,
+    latency: Duration,
+    seen: Seen,
+}
+
+/// Sends the request once under `spec.timeout` and classifies what came back.
+async fn attempt(client: &Client, spec: &ProbeSpec, method: &Method, bearer: &Bearer) -> Attempt {
     let start = Instant::now();
     let mut seen = Seen::default();
-    let exchanged = tokio::time::timeout(spec.timeout, exchange(client, spec, &mut seen)).await;
+    let exchanged = tokio::time::timeout(
+        spec.timeout,
+        exchange(client, spec, method, bearer, &mut seen),
+    )
+    .await;
     let finished = Instant::now();
 
     let (outcome, detail, latency) = match exchanged {
@@ -44,16 +165,11 @@ pub async fn run(client: &Client, spec: &ProbeSpec) -> ProbeResult {
             (Outcome::Timeout, Some(detail), finished - start)
         }
     };
-    ProbeResult {
-        probe: spec.name.clone(),
-        started_at,
-        finished,
-        latency,
+    Attempt {
         outcome,
-        status: seen.status,
-        rate_limit: seen.rate_limit,
-        attempts: 1,
-        detail: detail.map(|text| client.redact(&text)),
+        detail,
+        latency,
+        seen,
     }
 }
 
@@ -77,18 +193,15 @@ struct Failure {
     detail: String,
 }
 
-async fn exchange(client: &Client, spec: &ProbeSpec, seen: &mut Seen) -> Result<Done, Failure> {
-    let method = Method::from_bytes(spec.method.as_bytes()).map_err(|_| Failure {
-        // NOTE: an invalid method is a configuration error. It is reported as connect_error
-        // because no request could be sent and the outcome set has no configuration class.
-        outcome: Outcome::ConnectError,
-        detail: format!(
-            "invalid HTTP method {:?}; use GET, POST, PUT, PATCH or DELETE",
-            spec.method
-        ),
-    })?;
+async fn exchange(
+    client: &Client,
+    spec: &ProbeSpec,
+    method: &Method,
+    bearer: &Bearer,
+    seen: &mut Seen,
+) -> Result<Done, Failure> {
     let mut response = client
-        .send(method, &spec.path)
+        .send(bearer, method.clone(), &spec.path)
         .await
         .map_err(|error| Failure {
             outcome: classify_error(&error),

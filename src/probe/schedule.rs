@@ -3,6 +3,10 @@
 //! A probe never has two requests in flight. Ticks that pass while a run is in flight are not
 //! queued. They are reported once as [`ProbeEvent::Skipped`] when the run ends, and the next run
 //! waits for the next tick, so a slow SalesLoft gets no burst of catch-up requests.
+//!
+//! While the probe's host is paused after a 429, each tick that comes before the end of the
+//! pause is reported as skipped with [`SkipReason::RetryAfter`] instead of running. The first
+//! tick at or after the end runs, so the pause ends with one request, not a burst.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -43,13 +47,16 @@ pub enum ProbeEvent {
 pub enum SkipReason {
     /// The previous run of the same probe was still in flight.
     InFlight,
+    /// The probe's host was paused by a 429 response (its `Retry-After`, or the next minute).
+    RetryAfter,
 }
 
 impl SkipReason {
-    /// Returns the name used in logs and metrics: `in_flight`.
+    /// Returns the name used in logs and metrics: `in_flight` or `retry_after`.
     pub fn as_str(self) -> &'static str {
         match self {
             SkipReason::InFlight => "in_flight",
+            SkipReason::RetryAfter => "retry_after",
         }
     }
 }
@@ -72,18 +79,28 @@ pub fn splay_for(name: &str, every: Duration) -> Duration {
 
 /// Starts the task that runs `spec` on its schedule through `client` until `shutdown` turns
 /// true or its sender is dropped, sending each result and skip to `events`. The task also
-/// ends when `events` is closed.
+/// ends when `events` is closed. Ticks inside a rate-limit pause of the client's host are
+/// skipped.
 pub fn spawn_probe(
     spec: Arc<ProbeSpec>,
     client: Arc<Client>,
     events: mpsc::UnboundedSender<ProbeEvent>,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
+    let paused = client.clone();
+    let paused_until = move || paused.paused_until();
     let runner = move |spec: Arc<ProbeSpec>| {
         let client = client.clone();
         async move { run(&client, &spec).await }
     };
-    tokio::spawn(drive(spec, runner, events, shutdown, SystemWallClock))
+    tokio::spawn(drive_paused(
+        spec,
+        runner,
+        paused_until,
+        events,
+        shutdown,
+        SystemWallClock,
+    ))
 }
 
 /// A source of wall-clock time, so tests can drive cron schedules with a paused tokio clock.
@@ -101,7 +118,8 @@ impl WallClock for SystemWallClock {
     }
 }
 
-/// Runs one probe on its schedule; `runner` performs one run.
+/// Runs one probe on its schedule with no rate-limit pause; `runner` performs one run.
+#[cfg(test)]
 pub(crate) async fn drive<R, F>(
     spec: Arc<ProbeSpec>,
     runner: R,
@@ -112,9 +130,27 @@ pub(crate) async fn drive<R, F>(
     R: Fn(Arc<ProbeSpec>) -> F + Send + 'static,
     F: Future<Output = ProbeResult> + Send,
 {
+    drive_paused(spec, runner, || None, events, shutdown, wall).await;
+}
+
+/// Runs one probe on its schedule. `runner` performs one run, and `paused_until` returns the
+/// end of the rate-limit pause of the probe's host if one is running.
+pub(crate) async fn drive_paused<R, F, P>(
+    spec: Arc<ProbeSpec>,
+    runner: R,
+    paused_until: P,
+    events: mpsc::UnboundedSender<ProbeEvent>,
+    shutdown: watch::Receiver<bool>,
+    wall: impl WallClock,
+) where
+    R: Fn(Arc<ProbeSpec>) -> F + Send + 'static,
+    F: Future<Output = ProbeResult> + Send,
+    P: Fn() -> Option<Instant> + Send + 'static,
+{
     let mut driver = Driver {
         spec: spec.clone(),
         runner,
+        paused_until,
         events,
         shutdown,
     };
@@ -127,9 +163,10 @@ pub(crate) async fn drive<R, F>(
 }
 
 /// The loop state of one probe's task.
-struct Driver<R> {
+struct Driver<R, P> {
     spec: Arc<ProbeSpec>,
     runner: R,
+    paused_until: P,
     events: mpsc::UnboundedSender<ProbeEvent>,
     shutdown: watch::Receiver<bool>,
 }
@@ -140,10 +177,11 @@ enum Flow {
     Stop,
 }
 
-impl<R, F> Driver<R>
+impl<R, F, P> Driver<R, P>
 where
     R: Fn(Arc<ProbeSpec>) -> F,
     F: Future<Output = ProbeResult>,
+    P: Fn() -> Option<Instant>,
 {
     /// Runs at `start + splay + k * every` on the monotonic clock.
     async fn on_interval(&mut self, every: Duration, splay: Duration) {
@@ -156,6 +194,13 @@ where
             let tick = first + every_times(every, index);
             if let Flow::Stop = self.sleep_until(tick).await {
                 return;
+            }
+            if self.is_paused() {
+                if let Flow::Stop = self.report(SkipReason::RetryAfter, 1) {
+                    return;
+                }
+                index += 1;
+                continue;
             }
             if let Flow::Stop = self.run_once().await {
                 return;
@@ -182,6 +227,13 @@ where
             };
             if let Flow::Stop = self.sleep_until_wall(next, wall).await {
                 return;
+            }
+            if self.is_paused() {
+                if let Flow::Stop = self.report(SkipReason::RetryAfter, 1) {
+                    return;
+                }
+                after = next;
+                continue;
             }
             let started = wall.now();
             if let Flow::Stop = self.run_once().await {
@@ -241,12 +293,28 @@ where
         self.send(ProbeEvent::Result(result))
     }
 
+    /// Returns whether the probe's host is in a rate-limit pause now.
+    fn is_paused(&self) -> bool {
+        (self.paused_until)().is_some_and(|until| until > Instant::now())
+    }
+
     fn report_skipped(&mut self, count: u64) -> Flow {
+        self.report(SkipReason::InFlight, count)
+    }
+
+    fn report(&mut self, reason: SkipReason, count: u64) -> Flow {
         if count == 0 {
             return Flow::Continue;
         }
-        let reason = SkipReason::InFlight;
-        tracing::warn!(probe = %self.spec.name, count, reason = reason.as_str(), "probe ticks skipped");
+        match reason {
+            SkipReason::InFlight => {
+                tracing::warn!(probe = %self.spec.name, count, reason = reason.as_str(), "probe ticks skipped");
+            }
+            // The pause itself was logged once by the client; a line per tick would repeat it.
+            SkipReason::RetryAfter => {
+                tracing::debug!(probe = %self.spec.name, count, reason = reason.as_str(), "probe ticks skipped");
+            }
+        }
         self.send(ProbeEvent::Skipped {
             probe: self.spec.name.clone(),
             reason,

@@ -328,3 +328,61 @@ async fn cron_slow_run_reports_skipped() {
         Duration::from_secs(53 * 60)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_pause_skips_ticks_without_burst() {
+    let begin = Instant::now();
+    let spec = spec(interval(10, 0));
+    let pause: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let (pause_in_run, starts_in_run) = (pause.clone(), starts.clone());
+    // The first run gets a 429 that pauses the host for 120 s from the request start.
+    let runner = move |spec: Arc<ProbeSpec>| {
+        let (pause, starts) = (pause_in_run.clone(), starts_in_run.clone());
+        async move {
+            let now = Instant::now();
+            let first = starts.lock().unwrap().is_empty();
+            starts.lock().unwrap().push(now);
+            if first {
+                *pause.lock().unwrap() = Some(now + Duration::from_secs(120));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            result(&spec)
+        }
+    };
+    let paused_until = move || *pause.lock().unwrap();
+    let (events, mut receiver) = mpsc::unbounded_channel();
+    let (_stop, shutdown) = watch::channel(false);
+    let wall = TestWall::starting_at("2025-06-02T14:00:00Z");
+    tokio::spawn(drive_paused(
+        spec,
+        runner,
+        paused_until,
+        events,
+        shutdown,
+        wall,
+    ));
+
+    next_result(&mut receiver).await;
+    let mut skipped = 0;
+    // Skips until the run at the end of the pause.
+    while let ProbeEvent::Skipped { reason, count, .. } =
+        receiver.recv().await.expect("scheduler stopped")
+    {
+        assert_eq!(reason, SkipReason::RetryAfter);
+        skipped += count;
+    }
+    next_result(&mut receiver).await;
+    assert_eq!(skipped, 11, "ticks at 10 s to 110 s are skipped");
+    let offsets: Vec<Duration> = starts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|at| *at - begin)
+        .collect();
+    let expected = [0, 120, 130].map(Duration::from_secs);
+    assert_eq!(
+        offsets, expected,
+        "one run at the end of the pause, then the interval"
+    );
+}

@@ -68,6 +68,8 @@ pub struct SimulatorOptions {
     pub refresh_tokens: Vec<String>,
     /// Accept only tokens issued by `/oauth/token` or marked valid, when true.
     pub strict_tokens: bool,
+    /// Lifetime of the access tokens `/oauth/token` issues; `None` means [`ACCESS_TOKEN_TTL`].
+    pub access_token_ttl: Option<std::time::Duration>,
 }
 
 impl Default for SimulatorOptions {
@@ -80,6 +82,7 @@ impl Default for SimulatorOptions {
             catalog: Catalog::default(),
             refresh_tokens: vec![DEFAULT_REFRESH_TOKEN.to_owned()],
             strict_tokens: false,
+            access_token_ttl: None,
         }
     }
 }
@@ -126,6 +129,7 @@ pub async fn start(
         let mut inner = state.lock();
         inner.retry_after = options.retry_after;
         inner.tokens.strict = options.strict_tokens;
+        inner.tokens.access_token_ttl = options.access_token_ttl;
         inner.tokens.add_refresh(options.refresh_tokens);
     }
     if let Some(scenario) = options.scenario {
@@ -238,6 +242,12 @@ impl SimulatorHandle {
     /// Accepts only tokens issued by `/oauth/token` or marked valid, when `strict` is true.
     pub fn set_strict_tokens(&self, strict: bool) {
         self.state.lock().tokens.strict = strict;
+    }
+
+    /// Sets the lifetime of access tokens issued from now on, in whole seconds as
+    /// `expires_in` states it.
+    pub fn set_access_token_ttl(&self, ttl: std::time::Duration) {
+        self.state.lock().tokens.access_token_ttl = Some(ttl);
     }
 
     /// Stops the server, closes every connection and waits for the server task to end.

@@ -40,6 +40,8 @@ pub enum TokenRejection {
 pub struct Tokens {
     /// Accept only issued and explicitly valid tokens when true.
     pub strict: bool,
+    /// Lifetime of access tokens issued from now on; `None` means [`ACCESS_TOKEN_TTL`].
+    pub access_token_ttl: Option<Duration>,
     invalid: HashSet<String>,
     valid: HashSet<String>,
     issued: HashMap<String, Instant>,
@@ -99,13 +101,13 @@ impl Tokens {
         }
         let access_token = format!("sim-access-{:032x}", rng.random::<u128>());
         let new_refresh = format!("sim-refresh-{:032x}", rng.random::<u128>());
-        self.issued
-            .insert(access_token.clone(), now + ACCESS_TOKEN_TTL);
+        let ttl = self.access_token_ttl.unwrap_or(ACCESS_TOKEN_TTL);
+        self.issued.insert(access_token.clone(), now + ttl);
         self.live_refresh.insert(new_refresh.clone());
         Some(TokenGrant {
             access_token,
             refresh_token: new_refresh,
-            expires_in: ACCESS_TOKEN_TTL.as_secs(),
+            expires_in: ttl.as_secs(),
         })
     }
 }
