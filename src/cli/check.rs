@@ -4,26 +4,24 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use loftwatch::config::Config;
+use loftwatch::daemon::{Credentials, build_client};
 use loftwatch::probe::{Outcome, ProbeResult};
-use loftwatch::salesloft::Client;
+use loftwatch::salesloft::RateLimitPauses;
 
 /// Runs each probe once, concurrently, and prints a table or JSON. Exit 0 when all passed.
 pub async fn run(config: Config, json: bool, env: loftwatch::daemon::EnvLookup) -> ExitCode {
-    let token = match config
-        .salesloft
-        .credential
-        .load("salesloft.credential", &*env)
-    {
-        Ok(token) => token,
+    let credentials = match Credentials::load(&config.salesloft, &env, None) {
+        Ok(credentials) => credentials,
         Err(error) => {
             eprintln!("{error}");
             return ExitCode::from(2);
         }
     };
-    let client = match Client::new(&config.salesloft, token.into()) {
+    let pauses = Arc::new(RateLimitPauses::new());
+    let client = match build_client(&config.salesloft, &credentials, &pauses) {
         Ok(client) => Arc::new(client),
         Err(error) => {
-            eprintln!("cannot build the SalesLoft client: {error}");
+            eprintln!("{error}");
             return ExitCode::FAILURE;
         }
     };

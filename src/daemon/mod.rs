@@ -20,9 +20,10 @@ use tracing::{info, warn};
 
 use crate::alert::{Engine, Transition, TransitionKind};
 use crate::config::Config;
+use crate::config::{AuthConfig, SalesloftConfig};
 use crate::notify::Notifier;
 use crate::probe::{ProbeEvent, ProbeResult};
-use crate::salesloft::{Client, Secret};
+use crate::salesloft::{Client, OAuthSession, RateLimitPauses, Secret};
 use crate::stats::Recorder;
 use crate::telemetry::Metrics;
 use lifecycle::Lifecycle;
@@ -91,7 +92,8 @@ struct Daemon {
     config: Config,
     env: EnvLookup,
     file_sink: Option<PathBuf>,
-    token: Secret,
+    credentials: Credentials,
+    pauses: Arc<RateLimitPauses>,
     client: Arc<Client>,
     probes: ProbeTasks,
     recorder: Recorder,
@@ -107,12 +109,9 @@ struct Daemon {
 /// Runs probes, rules and notifications until `options.shutdown` turns true.
 pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
-    let token: Secret = config
-        .salesloft
-        .credential
-        .load("salesloft.credential", &*options.env)?
-        .into();
-    let client = Arc::new(build_client(&config, &options.env)?);
+    let credentials = Credentials::load(&config.salesloft, &options.env, None)?;
+    let pauses = Arc::new(RateLimitPauses::new());
+    let client = Arc::new(build_client(&config.salesloft, &credentials, &pauses)?);
     let location = config.salesloft.location.clone();
     let metrics = start_metrics(&config)?;
     let notifier = start_notifier(&config, &options.env, options.file_sink.clone())?;
@@ -121,7 +120,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         engine: Engine::new(&config.rules, &config.probes, location),
         server_address: host_of(&config.salesloft.base_url),
         probes: ProbeTasks::new(events_tx),
-        token,
+        credentials,
+        pauses,
         client,
         notifier,
         metrics,
@@ -212,12 +212,61 @@ async fn next_reload(reloads: &mut Option<mpsc::Receiver<ReloadRequest>>) -> Rel
     }
 }
 
-fn build_client(config: &Config, env: &EnvLookup) -> Result<Client, StartError> {
-    let token = config
-        .salesloft
-        .credential
-        .load("salesloft.credential", &**env)?;
-    Client::new(&config.salesloft, token.into())
+/// The SalesLoft credentials in use: what a reload compares to decide whether the client changes.
+#[derive(Clone)]
+pub enum Credentials {
+    ApiKey(Secret),
+    OAuth(Arc<OAuthSession>),
+}
+
+impl Credentials {
+    /// Reads the API key, or opens the OAuth session. An OAuth session whose settings did not
+    /// change is reused, so two sessions never spend the same rotating refresh token.
+    pub fn load(
+        config: &SalesloftConfig,
+        env: &EnvLookup,
+        current: Option<(&SalesloftConfig, &Credentials)>,
+    ) -> Result<Credentials, StartError> {
+        match &config.auth {
+            AuthConfig::ApiKey => {
+                let token = config.credential.load("salesloft.credential", &**env)?;
+                Ok(Credentials::ApiKey(token.into()))
+            }
+            AuthConfig::OAuth(oauth) => {
+                if let Some((old, Credentials::OAuth(session))) = current
+                    && old.auth == config.auth
+                {
+                    return Ok(Credentials::OAuth(session.clone()));
+                }
+                let session = OAuthSession::from_config(oauth, &config.user_agent, &**env)
+                    .map_err(|error| StartError::Client(error.to_string()))?;
+                Ok(Credentials::OAuth(Arc::new(session)))
+            }
+        }
+    }
+
+    pub fn same(&self, other: &Credentials) -> bool {
+        match (self, other) {
+            (Credentials::ApiKey(a), Credentials::ApiKey(b)) => a == b,
+            (Credentials::OAuth(a), Credentials::OAuth(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+/// Builds the SalesLoft client; every client of one daemon shares `pauses`, so a
+/// `Retry-After` outlives a reload.
+pub fn build_client(
+    config: &SalesloftConfig,
+    credentials: &Credentials,
+    pauses: &Arc<RateLimitPauses>,
+) -> Result<Client, StartError> {
+    let client = match credentials {
+        Credentials::ApiKey(token) => Client::new(config, token.clone()),
+        Credentials::OAuth(session) => Client::with_oauth(config, session.clone()),
+    };
+    client
+        .map(|client| client.with_pauses(pauses.clone()))
         .map_err(|error| StartError::Client(error.to_string()))
 }
 

@@ -7,8 +7,7 @@ use std::time::SystemTime;
 
 use tracing::{error, info};
 
-use super::{Daemon, build_client, host_of, retention, start_metrics, start_notifier};
-use crate::salesloft::Secret;
+use super::{Credentials, Daemon, build_client, host_of, retention, start_metrics, start_notifier};
 
 /// What a reload changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,17 +44,15 @@ impl Daemon {
             return Err("loftwatch was started without a configuration file to re-read".into());
         };
         let config = crate::config::load(path).map_err(|error| error.to_string())?;
-        let token: Secret = config
-            .salesloft
-            .credential
-            .load("salesloft.credential", &*self.env)
-            .map_err(|error| error.to_string())?
-            .into();
-        let client_changed = config.salesloft != self.config.salesloft || token != self.token;
+        let current = (&self.config.salesloft, &self.credentials);
+        let credentials = Credentials::load(&config.salesloft, &self.env, Some(current))
+            .map_err(|error| error.to_string())?;
+        let client_changed =
+            config.salesloft != self.config.salesloft || !credentials.same(&self.credentials);
         let client = if client_changed {
-            Some(Arc::new(
-                build_client(&config, &self.env).map_err(|error| error.to_string())?,
-            ))
+            let client = build_client(&config.salesloft, &credentials, &self.pauses)
+                .map_err(|error| error.to_string())?;
+            Some(Arc::new(client))
         } else {
             None
         };
@@ -97,7 +94,7 @@ impl Daemon {
         }
         if let Some(client) = client {
             self.client = client;
-            self.token = token;
+            self.credentials = credentials;
         }
         let location = config.salesloft.location.clone();
         let transitions =
