@@ -20,6 +20,7 @@ use crate::notify::Notifier;
 use crate::probe::ProbeResult;
 use crate::probe::{ProbeEvent, spawn_probe};
 use crate::salesloft::Client;
+use crate::server::{Server, ServerState, default_health_freshness};
 use crate::stats::Recorder;
 use crate::telemetry::Metrics;
 
@@ -67,6 +68,8 @@ pub enum StartError {
     Notify(String),
     #[error("cannot start OTLP metrics: {0}")]
     Telemetry(String),
+    #[error(transparent)]
+    Server(#[from] crate::server::ServerError),
 }
 
 /// Runs probes, rules and notifications until `options.shutdown` turns true.
@@ -80,6 +83,19 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         .map_err(|error| StartError::Client(error.to_string()))?;
     let client = Arc::new(client);
     let location = config.salesloft.location.clone();
+    // HTTP server of /health and /metrics.
+    let server_state = ServerState::new(
+        &location,
+        config
+            .server
+            .health_freshness
+            .unwrap_or_else(|| default_health_freshness(&config.probes)),
+    );
+    let server_token = match &config.server.token {
+        Some(source) => Some(source.load("server.token", &*env)?),
+        None => None,
+    };
+    let server = Server::bind(&config.server, server_token, server_state.clone()).await?;
     let metrics = Metrics::new(config.receivers.otlp.as_ref(), &location)
         .map_err(|error| StartError::Telemetry(error.to_string()))?;
     let notifier = Notifier::start(
@@ -105,6 +121,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         .map(|probe| (probe.name.clone(), Arc::new(probe.clone())))
         .collect();
 
+    let server_task = server.spawn(options.shutdown.clone());
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let mut shutdown = options.shutdown.clone();
     let tasks: Vec<JoinHandle<()>> = specs
@@ -147,6 +164,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
                         recorder.record(&result);
                         if let Some(spec) = specs.get(&result.probe) {
                             metrics.record_result(spec, &result, &server_address);
+                            server_state.record_result(spec, &result, &server_address);
                         }
                         let transitions = engine.evaluate(
                             &recorder,
@@ -154,6 +172,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
                             SystemTime::now(),
                             Some(&result.probe),
                         );
+                        server_state.set_engine_and_receivers(&engine, &notifier);
                         if let Some(observer) = &observer {
                             let _ = observer.send(DaemonEvent::Result(result));
                         }
@@ -161,6 +180,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
                     }
                     ProbeEvent::Skipped { probe, reason, count } => {
                         metrics.record_skip(&probe, reason.as_str(), count);
+                        server_state.record_skip(&probe, reason.as_str(), count);
                         if let Some(observer) = &observer {
                             let reason = reason.as_str();
                             let _ = observer.send(DaemonEvent::Skipped { probe, reason, count });
@@ -170,6 +190,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
             }
             _ = tick.tick() => {
                 deliver(engine.evaluate(&recorder, Instant::now(), SystemTime::now(), None));
+                server_state.set_engine_and_receivers(&engine, &notifier);
             }
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
@@ -190,6 +211,12 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         .shutdown(deadline.saturating_duration_since(Instant::now()))
         .await;
     metrics.shutdown();
+    if tokio::time::timeout_at(deadline, server_task)
+        .await
+        .is_err()
+    {
+        warn!("the http server did not stop within the shutdown grace period");
+    }
     info!("loftwatch stopped");
     Ok(())
 }

@@ -99,6 +99,7 @@ impl<'a> Validator<'a> {
         let probes = self.probes(raw.probe);
         let rules = self.rules(raw.rule, &probes, keep_firing_for);
         let receivers = self.receivers(raw.receivers);
+        let server = self.server(raw.server);
         if !self.issues.is_empty() {
             return None;
         }
@@ -108,6 +109,7 @@ impl<'a> Validator<'a> {
             probes,
             rules,
             receivers,
+            server,
         })
     }
 
