@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -29,7 +29,9 @@ use crate::probe::{Outcome, ProbeResult};
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// Labels of the request duration histogram. `http_response_status_code` and `error_type` are
+/// left out when absent, as the OTLP attributes are, rather than written as empty strings.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct DurationLabels {
     http_request_method: String,
     server_address: String,
@@ -38,6 +40,25 @@ struct DurationLabels {
     error_type: Option<&'static str>,
     loftwatch_probe: String,
     loftwatch_location: String,
+}
+
+impl EncodeLabelSet for DurationLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        let mut labels: Vec<(&str, String)> = vec![
+            ("http_request_method", self.http_request_method.clone()),
+            ("server_address", self.server_address.clone()),
+            ("url_template", self.url_template.clone()),
+        ];
+        if let Some(status) = self.http_response_status_code {
+            labels.push(("http_response_status_code", status.to_string()));
+        }
+        if let Some(error_type) = self.error_type {
+            labels.push(("error_type", error_type.to_owned()));
+        }
+        labels.push(("loftwatch_probe", self.loftwatch_probe.clone()));
+        labels.push(("loftwatch_location", self.loftwatch_location.clone()));
+        EncodeLabelSet::encode(&labels.as_slice(), encoder)
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
