@@ -1,6 +1,6 @@
 //! `/health`, `/metrics` and the Grafana dashboards end to end: the `loftwatch` binary probes the
 //! in-process simulator, and a real Prometheus (the Debian `prometheus` package) scrapes it every
-//! second while the simulator answers 503 and 429. Every PromQL expression of every panel of every
+//! second while the simulator responds with 503 and 429. Every PromQL expression of every panel of every
 //! file in `dashboards/` must then return data through Prometheus's HTTP API.
 
 mod support;
@@ -107,8 +107,8 @@ timeout = "1s"
         std::fs::read_to_string(self.folder.path().join("loftwatch.log")).unwrap_or_default()
     }
 
-    /// Returns the status code and the body of `GET path` on the daemon's server, or `None`
-    /// while it does not answer.
+    /// Sends `GET path` to the daemon's server and returns the status code, content type and
+    /// body, or `None` while the server is not up.
     async fn get(&self, path: &str) -> Option<(u16, String, String)> {
         let response = reqwest::get(format!("http://{}{path}", self.server))
             .await

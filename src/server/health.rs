@@ -3,7 +3,7 @@
 //!
 //! A result is *connected* when SalesLoft sent an HTTP response whose status is neither 401 nor
 //! 403 (the credential is rejected) nor 5xx (SalesLoft failed). Any other status counts,
-//! including 429: SalesLoft answered and accepted the credential, and the rate limit only delays
+//! including 429: SalesLoft responded and accepted the credential, and the rate limit only delays
 //! work (the `Rate limited` rule pages for it). A 404 or a failed body assertion is a probe
 //! problem, not a broken connection. Timeouts and connection, DNS and TLS failures have no
 //! response and are not connected.
@@ -66,7 +66,7 @@ struct Sample {
     latency: Duration,
 }
 
-/// What `/health` reports.
+/// Health of the SalesLoft connection, as `/health` returns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthReport {
     /// Whether a fresh result of at least one probe is connected.

@@ -4,8 +4,8 @@
 //!   `503 {"status":"degraded","salesloft":{"connected":false}}`, judged from the latest probe
 //!   results (see [`health`] for what counts as connected and fresh);
 //! - `GET /metrics`: the Prometheus exposition of [`PrometheusMetrics`] in OpenMetrics text;
-//! - `POST /-/reload`: asks the daemon to reload its configuration, when it handed a reload
-//!   channel to [`ServerState::with_reload`].
+//! - `POST /-/reload`: sends a configuration reload request to the daemon, when the daemon
+//!   passed a reload channel to [`ServerState::with_reload`].
 //!
 //! The server binds `127.0.0.1:9898` unless `server.listen` says otherwise. Mutating endpoints
 //! need `Authorization: Bearer <server.token>` when a token is configured. Without a token they
@@ -46,7 +46,7 @@ pub enum ServerError {
     },
 }
 
-/// Who may call mutating endpoints such as `POST /-/reload`.
+/// Access rule of mutating endpoints such as `POST /-/reload`.
 #[derive(Clone)]
 enum MutationAccess {
     /// Callers must send this bearer token.
@@ -57,7 +57,7 @@ enum MutationAccess {
     Disabled,
 }
 
-/// What the daemon records and the server reads: Prometheus metrics and probe health.
+/// Shared state of the server: Prometheus metrics and probe health, written by the daemon.
 #[derive(Clone)]
 pub struct ServerState {
     prometheus: Arc<PrometheusMetrics>,
@@ -228,7 +228,7 @@ async fn metrics_handler(State(app): State<AppState>) -> Response {
 
 async fn reload_handler(State(app): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(rejection) = authorize(&app.access, &headers) {
-        return rejection;
+        return rejection.into_response();
     }
     let Some(reload) = &app.state.reload else {
         return (
@@ -243,16 +243,39 @@ async fn reload_handler(State(app): State<AppState>, headers: HeaderMap) -> Resp
     (StatusCode::ACCEPTED, "reload requested\n").into_response()
 }
 
-/// Checks the caller of a mutating endpoint, or returns the rejection to send.
-fn authorize(access: &MutationAccess, headers: &HeaderMap) -> Result<(), Response> {
+/// Reason a mutating request was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rejection {
+    /// No token is configured and the server is not bound to loopback.
+    Disabled,
+    /// The bearer token is missing or wrong.
+    BadToken,
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        match self {
+            Rejection::Disabled => (
+                StatusCode::FORBIDDEN,
+                "mutating endpoints are disabled on a non-loopback address without a token: \
+                 set server.token\n",
+            )
+                .into_response(),
+            Rejection::BadToken => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "missing or invalid bearer token\n",
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// Checks the caller of a mutating endpoint.
+fn authorize(access: &MutationAccess, headers: &HeaderMap) -> Result<(), Rejection> {
     match access {
         MutationAccess::Loopback => Ok(()),
-        MutationAccess::Disabled => Err((
-            StatusCode::FORBIDDEN,
-            "mutating endpoints are disabled on a non-loopback address without a token: \
-             set server.token\n",
-        )
-            .into_response()),
+        MutationAccess::Disabled => Err(Rejection::Disabled),
         MutationAccess::Token(token) => {
             let sent = headers
                 .get(header::AUTHORIZATION)
@@ -260,12 +283,7 @@ fn authorize(access: &MutationAccess, headers: &HeaderMap) -> Result<(), Respons
                 .and_then(|value| value.strip_prefix("Bearer "));
             match sent {
                 Some(sent) if constant_time_eq(sent.as_bytes(), token.as_bytes()) => Ok(()),
-                _ => Err((
-                    StatusCode::UNAUTHORIZED,
-                    [(header::WWW_AUTHENTICATE, "Bearer")],
-                    "missing or invalid bearer token\n",
-                )
-                    .into_response()),
+                _ => Err(Rejection::BadToken),
             }
         }
     }

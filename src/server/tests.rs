@@ -111,7 +111,8 @@ fn reload_disabled_off_loopback_without_token() {
     let access = mutation_access(wildcard, None);
     assert!(matches!(access, MutationAccess::Disabled));
     let rejection = authorize(&access, &HeaderMap::new()).expect_err("rejected");
-    assert_eq!(rejection.status(), StatusCode::FORBIDDEN);
+    assert_eq!(rejection, Rejection::Disabled);
+    assert_eq!(rejection.into_response().status(), StatusCode::FORBIDDEN);
 
     let loopback: SocketAddr = "[::1]:9898".parse().unwrap();
     assert!(matches!(

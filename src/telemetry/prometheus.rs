@@ -377,3 +377,86 @@ impl PrometheusMetrics {
         text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::alert::Severity;
+
+    fn status(rule: &str, probe: &str, state: AlertState) -> AlertStatus {
+        AlertStatus {
+            alert_id: format!("{rule}/{probe}"),
+            rule: Arc::from(rule),
+            probe: Arc::from(probe),
+            severity: Severity::P1,
+            state,
+            value_text: None,
+            since: SystemTime::now(),
+        }
+    }
+
+    #[test]
+    fn alert_states_follow_snapshot() {
+        let metrics = PrometheusMetrics::new("test");
+        metrics.set_alert_states(&[
+            status("API errors", "me", AlertState::Firing),
+            status("Auth down", "me", AlertState::Pending),
+        ]);
+        let text = metrics.encode();
+        assert!(text.contains(
+            "loftwatch_alert_state{alertname=\"API errors\",severity=\"P1\",\
+             loftwatch_probe=\"me\",loftwatch_location=\"test\"} 2"
+        ));
+        assert!(text.contains("alertname=\"Auth down\""));
+
+        metrics.set_alert_states(&[status("API errors", "me", AlertState::Inactive)]);
+        let text = metrics.encode();
+        assert!(text.contains("alertname=\"API errors\""));
+        assert!(
+            !text.contains("alertname=\"Auth down\""),
+            "stale series kept"
+        );
+    }
+
+    #[test]
+    fn receiver_counters_never_decrease() {
+        let metrics = PrometheusMetrics::new("test");
+        let counts = |sent, failed| ReceiverCounts {
+            sent,
+            failed,
+            ..ReceiverCounts::default()
+        };
+        metrics.set_receiver_counts(ReceiverKind::Email, counts(3, 1));
+        metrics.set_receiver_counts(ReceiverKind::Email, counts(2, 1));
+        let text = metrics.encode();
+        assert!(text.contains(
+            "loftwatch_notifications_sent_total{receiver=\"email\",loftwatch_location=\"test\"} 3"
+        ));
+        assert!(text.contains(
+            "loftwatch_notifications_failed_total{receiver=\"email\",loftwatch_location=\"test\"} 1"
+        ));
+    }
+
+    #[test]
+    fn circuit_and_token_absent_until_set() {
+        let metrics = PrometheusMetrics::new("test");
+        let text = metrics.encode();
+        assert!(!text.contains("loftwatch_circuit_state"));
+        assert!(!text.contains("loftwatch_token_expiry"));
+
+        metrics.set_circuit_state("api.example.test", CircuitState::HalfOpen);
+        metrics.set_token_expiry_seconds(1_900_000_000.5);
+        let text = metrics.encode();
+        assert!(text.contains(
+            "loftwatch_circuit_state{server_address=\"api.example.test\",\
+             loftwatch_location=\"test\"} 1"
+        ));
+        assert!(text.contains("# UNIT loftwatch_token_expiry_timestamp_seconds seconds"));
+        assert!(text.contains(
+            "loftwatch_token_expiry_timestamp_seconds{loftwatch_location=\"test\"} 1900000000.5"
+        ));
+    }
+}
