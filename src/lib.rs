@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod notify;
 pub mod probe;
 pub mod salesloft;
+pub mod server;
 pub mod simulator;
 pub mod stats;
 pub mod telemetry;

@@ -160,6 +160,9 @@ fn scaled_config(base_url: &str, smtp_port: u16, otlp_endpoint: &str) -> String 
     ))
     .expect("receivers parse");
     config.insert("receivers".into(), receivers.into());
+    // Tests run in parallel, so each daemon's HTTP server takes a free port.
+    let server: toml::Table = toml::from_str("listen = \"127.0.0.1:0\"").expect("server parses");
+    config.insert("server".into(), server.into());
     toml::to_string(&config).expect("serialize the configuration")
 }
 

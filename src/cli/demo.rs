@@ -143,6 +143,8 @@ fn default_out_dir() -> PathBuf {
 fn demo_config(base_url: &str) -> Result<Config, config::ConfigError> {
     let mut config = config::parse(config::DEFAULT_CONFIG, "alerts.toml (embedded)")?;
     config.salesloft.base_url = base_url.to_owned();
+    // A free loopback port, so the demo runs beside a daemon that holds the default port.
+    config.server.listen.set_port(0);
     for probe in &mut config.probes {
         if let Schedule::Interval { every, splay } = &mut probe.schedule {
             *every = DEMO_INTERVAL;

@@ -8,6 +8,7 @@ mod error;
 mod items;
 mod raw;
 mod rules;
+mod server;
 mod types;
 mod validate;
 
@@ -15,6 +16,7 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigIssue};
 pub use rules::is_loopback;
+pub use server::DEFAULT_LISTEN;
 pub use types::*;
 pub use validate::{
     DEFAULT_BASE_URL, DEFAULT_EVAL_INTERVAL, DEFAULT_INTERVAL, DEFAULT_KEEP_FIRING_FOR,

@@ -20,6 +20,7 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub rule: Vec<RawRule>,
     pub receivers: Option<RawReceivers>,
+    pub server: Option<RawServer>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,4 +124,12 @@ pub(crate) struct RawOtlp {
     pub endpoint: Text,
     pub export_interval: Option<Text>,
     pub timeout: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub listen: Option<Text>,
+    pub health_freshness: Option<Text>,
+    pub token: Option<Spanned<RawSecret>>,
 }

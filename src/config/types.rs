@@ -14,6 +14,7 @@ pub struct Config {
     pub probes: Vec<ProbeSpec>,
     pub rules: Vec<RuleSpec>,
     pub receivers: Receivers,
+    pub server: ServerConfig,
 }
 
 /// Where and how to call SalesLoft.
@@ -200,6 +201,19 @@ pub struct RuleSpec {
     pub summary: Option<String>,
     /// Names of the probes this rule applies to; empty means every probe.
     pub probes: Vec<Arc<str>>,
+}
+
+/// The HTTP server of `/health` and `/metrics`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address and port the server binds, `127.0.0.1:9898` unless configured.
+    pub listen: std::net::SocketAddr,
+    /// How old the latest probe result may be for `/health` to use it. `None` derives it from
+    /// the probe schedules (see `server::default_health_freshness`).
+    pub health_freshness: Option<Duration>,
+    /// Bearer token that mutating endpoints require. Without it they are served only on a
+    /// loopback address.
+    pub token: Option<SecretSource>,
 }
 
 /// Where notifications go.

@@ -102,6 +102,7 @@ impl<'a> Validator<'a> {
         let probes = self.probes(raw.probe);
         let rules = self.rules(raw.rule, &probes, keep_firing_for);
         let receivers = self.receivers(raw.receivers);
+        let server = self.server(raw.server);
         if !self.issues.is_empty() {
             return None;
         }
@@ -111,6 +112,7 @@ impl<'a> Validator<'a> {
             probes,
             rules,
             receivers,
+            server,
         })
     }
 

@@ -24,6 +24,7 @@ use crate::config::{AuthConfig, SalesloftConfig};
 use crate::notify::Notifier;
 use crate::probe::{ProbeEvent, ProbeResult};
 use crate::salesloft::{Client, OAuthSession, RateLimitPauses, Secret};
+use crate::server::{Server, ServerState, default_health_freshness};
 use crate::stats::Recorder;
 use crate::telemetry::Metrics;
 use lifecycle::Lifecycle;
@@ -85,6 +86,8 @@ pub enum StartError {
     Notify(String),
     #[error("cannot start OTLP metrics: {0}")]
     Telemetry(String),
+    #[error(transparent)]
+    Server(#[from] crate::server::ServerError),
 }
 
 /// The running daemon's parts.
@@ -104,6 +107,8 @@ struct Daemon {
     observer: Option<mpsc::UnboundedSender<DaemonEvent>>,
     firing: usize,
     lifecycle: Lifecycle,
+    /// What the HTTP server shows: latest results, alert states, metrics.
+    server_state: ServerState,
 }
 
 /// Runs probes, rules and notifications until `options.shutdown` turns true.
@@ -113,6 +118,17 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     let pauses = Arc::new(RateLimitPauses::new());
     let client = Arc::new(build_client(&config.salesloft, &credentials, &pauses)?);
     let location = config.salesloft.location.clone();
+    let freshness = config
+        .server
+        .health_freshness
+        .unwrap_or_else(|| default_health_freshness(&config.probes));
+    let (reload_tx, mut reload_rx) = mpsc::channel(4);
+    let server_state = ServerState::new(&location, freshness).with_reload(reload_tx.clone());
+    let server_token = match &config.server.token {
+        Some(source) => Some(source.load("server.token", &*options.env)?),
+        None => None,
+    };
+    let server = Server::bind(&config.server, server_token, server_state.clone()).await?;
     let metrics = start_metrics(&config)?;
     let notifier = start_notifier(&config, &options.env, options.file_sink.clone())?;
     let mut daemon = Daemon {
@@ -131,7 +147,19 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         config,
         firing: 0,
         lifecycle: Lifecycle::new(),
+        server_state,
     };
+    let server_task = server.spawn(options.shutdown.clone());
+    // SIGHUP requests join the HTTP server's on one channel.
+    if let Some(mut signals) = options.reload {
+        tokio::spawn(async move {
+            while let Some(request) = signals.recv().await {
+                if reload_tx.send(request).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
     daemon
         .probes
         .apply(&daemon.config.probes, &daemon.client, false);
@@ -153,7 +181,6 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     let mut watchdog_tick = tokio::time::interval(pet_every);
     watchdog_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut shutdown = options.shutdown;
-    let mut reloads = options.reload;
     let config_path = options.config_path;
     loop {
         tokio::select! {
@@ -163,7 +190,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
             },
             _ = tick.tick() => daemon.evaluate(None),
             _ = watchdog_tick.tick() => daemon.lifecycle.watchdog(),
-            request = next_reload(&mut reloads) => {
+            Some(request) = reload_rx.recv() => {
                 daemon.lifecycle.reloading();
                 let outcome = daemon.reload(config_path.as_deref()).await;
                 if outcome.is_ok() && daemon.config.engine.eval_interval != tick.period() {
@@ -194,22 +221,14 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         .await;
     let metrics = daemon.metrics;
     let _ = tokio::task::spawn_blocking(move || metrics.shutdown()).await;
+    if tokio::time::timeout_at(deadline, server_task)
+        .await
+        .is_err()
+    {
+        warn!("the http server did not stop within the shutdown grace period");
+    }
     info!("loftwatch stopped");
     Ok(())
-}
-
-/// Waits for the next reload request; pending forever without a channel.
-async fn next_reload(reloads: &mut Option<mpsc::Receiver<ReloadRequest>>) -> ReloadRequest {
-    match reloads {
-        Some(receiver) => match receiver.recv().await {
-            Some(request) => request,
-            None => {
-                *reloads = None;
-                std::future::pending().await
-            }
-        },
-        None => std::future::pending().await,
-    }
 }
 
 /// The SalesLoft credentials in use: what a reload compares to decide whether the client changes.
@@ -324,6 +343,8 @@ impl Daemon {
                 count,
             } => {
                 self.metrics.record_skip(&probe, reason.as_str(), count);
+                self.server_state
+                    .record_skip(&probe, reason.as_str(), count);
                 if let Some(observer) = &self.observer {
                     let reason = reason.as_str();
                     let _ = observer.send(DaemonEvent::Skipped {
@@ -341,6 +362,8 @@ impl Daemon {
             self.engine
                 .evaluate(&self.recorder, Instant::now(), SystemTime::now(), probe);
         self.deliver(transitions);
+        self.server_state
+            .set_engine_and_receivers(&self.engine, &self.notifier);
     }
 
     fn deliver(&mut self, transitions: Vec<Transition>) {

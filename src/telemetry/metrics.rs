@@ -88,7 +88,7 @@ pub struct Metrics {
 }
 
 /// Returns the probe path without its query string, for `url.template`.
-fn url_template(path: &str) -> &str {
+pub(super) fn url_template(path: &str) -> &str {
     path.split_once('?').map_or(path, |(path, _query)| path)
 }
 
