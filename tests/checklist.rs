@@ -135,6 +135,8 @@ fn scaled_config(base_url: &str, smtp_port: u16, otlp_endpoint: &str) -> String 
     let mut credential = toml::Table::new();
     credential.insert("env".into(), "SALESLOFT_TOKEN".into());
     salesloft.insert("credential".into(), credential.into());
+    // The checklist's rule counts 429s an integration gets when it keeps calling.
+    salesloft.insert("pause_on_429".into(), false.into());
     let engine = config["engine"].as_table_mut().expect("[engine]");
     engine.insert("eval_interval".into(), "200ms".into());
     engine.insert("keep_firing_for".into(), KEEP_FIRING_FOR.into());

@@ -38,6 +38,7 @@ fn config(base_url: &str) -> SalesloftConfig {
             backoff_base: Duration::from_millis(20),
             backoff_max: Duration::from_millis(80),
         },
+        pause_on_429: true,
     }
 }
 

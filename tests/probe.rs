@@ -152,6 +152,7 @@ fn client(base_url: &str) -> Client {
         user_agent: "loftwatch-test/1".to_owned(),
         auth: AuthConfig::ApiKey,
         retry: RetryPolicy::never(),
+        pause_on_429: true,
     };
     Client::new(&config, Secret::new(TOKEN)).unwrap()
 }

@@ -69,7 +69,7 @@ pub async fn run(out: Option<PathBuf>) -> ExitCode {
     println!("  notifications:  {}", out.display());
     println!(
         "  timing:         default rules and probes, but probes every {}s, windows of at most \
-         {}s and resolve after {}s",
+         {}s, resolve after {}s,\n                  and no pause after a 429",
         DEMO_INTERVAL.as_secs(),
         DEMO_WINDOW.as_secs(),
         DEMO_KEEP_FIRING_FOR.as_secs()
@@ -143,6 +143,8 @@ fn default_out_dir() -> PathBuf {
 fn demo_config(base_url: &str) -> Result<Config, config::ConfigError> {
     let mut config = config::parse(config::DEFAULT_CONFIG, "alerts.toml (embedded)")?;
     config.salesloft.base_url = base_url.to_owned();
+    // Probes keep probing through 429s, so the checklist's "more than 10 a minute" can show.
+    config.salesloft.pause_on_429 = false;
     // A free loopback port, so the demo runs beside a daemon that holds the default port.
     config.server.listen.set_port(0);
     for probe in &mut config.probes {

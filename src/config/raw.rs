@@ -39,6 +39,7 @@ pub(crate) struct RawSalesloft {
     pub retry_attempts: Option<Spanned<i64>>,
     pub retry_backoff: Option<Text>,
     pub retry_backoff_max: Option<Text>,
+    pub pause_on_429: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

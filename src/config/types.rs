@@ -32,6 +32,9 @@ pub struct SalesloftConfig {
     pub auth: AuthConfig,
     /// Retries of idempotent requests after a 5xx or a connection error.
     pub retry: crate::salesloft::RetryPolicy,
+    /// Whether a 429 pauses the host's probes until `Retry-After` or the next minute, as
+    /// SalesLoft asks of clients. Off, every tick still probes and counts each 429.
+    pub pause_on_429: bool,
 }
 
 /// The authentication of requests to SalesLoft.

@@ -131,6 +131,7 @@ impl<'a> Validator<'a> {
             retry_attempts: None,
             retry_backoff: None,
             retry_backoff_max: None,
+            pause_on_429: None,
         });
         let auth = self.auth(&raw);
         let retry = self.retry(&raw);
@@ -172,6 +173,7 @@ impl<'a> Validator<'a> {
             user_agent,
             auth,
             retry,
+            pause_on_429: raw.pause_on_429.unwrap_or(true),
         }
     }
 

@@ -66,6 +66,7 @@ pub struct Client {
     auth: Auth,
     retry: RetryPolicy,
     pauses: Arc<RateLimitPauses>,
+    pause_on_429: bool,
 }
 
 impl Client {
@@ -108,6 +109,7 @@ impl Client {
             host,
             auth,
             retry: config.retry,
+            pause_on_429: config.pause_on_429,
             pauses: Arc::new(RateLimitPauses::new()),
         })
     }
@@ -197,7 +199,7 @@ impl Client {
             request = request.header(AUTHORIZATION, header);
         }
         let response = request.send().await?;
-        if response.status().as_u16() == 429 {
+        if response.status().as_u16() == 429 && self.pause_on_429 {
             self.pauses
                 .record_429(&self.host, started, response.headers());
         }
@@ -255,6 +257,7 @@ mod tests {
             user_agent: "loftwatch-test".to_owned(),
             auth: crate::config::AuthConfig::ApiKey,
             retry: RetryPolicy::default(),
+            pause_on_429: true,
         }
     }
 
