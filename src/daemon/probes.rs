@@ -68,8 +68,10 @@ impl ProbeTasks {
             if unchanged {
                 continue;
             }
+            // Dropping the task's stop sender ends the task and abandons a run in flight, so
+            // the restarted probe never has two requests in flight.
             let task = self.tasks.remove(&name).expect("the name was just listed");
-            let _ = task.stop.send(true);
+            drop(task.stop);
             if !wanted.contains_key(&*name) {
                 info!(probe = %name, "probe removed");
                 self.last_start.remove(&name);
@@ -116,19 +118,24 @@ impl ProbeTasks {
             .insert(spec.name.clone(), ProbeTask { spec, stop, handle });
     }
 
-    /// Stops every task and waits up to `grace` for in-flight runs to finish.
+    /// Stops scheduling new runs and waits up to `grace` for runs in flight to finish and send
+    /// their results. Runs still in flight at the end of `grace` are abandoned.
     pub(super) async fn stop_all(&mut self, grace: Duration) {
         for task in self.tasks.values() {
             let _ = task.stop.send(true);
         }
         let deadline = Instant::now() + grace;
         for (name, task) in self.tasks.drain() {
-            if tokio::time::timeout_at(deadline, task.handle)
-                .await
-                .is_err()
-            {
-                warn!(probe = %name, "probe still running at the end of the shutdown grace period");
+            let ProbeTask { stop, handle, .. } = task;
+            if tokio::time::timeout_at(deadline, handle).await.is_err() {
+                warn!(
+                    probe = %name,
+                    grace_ms = grace.as_millis(),
+                    "probe run still in flight at the end of the shutdown grace period, abandoning it"
+                );
             }
+            // Dropping the sender abandons a run that is still in flight.
+            drop(stop);
         }
     }
 }
