@@ -119,23 +119,26 @@ impl ProbeTasks {
     }
 
     /// Stops scheduling new runs and waits up to `grace` for runs in flight to finish and send
-    /// their results. Runs still in flight at the end of `grace` are abandoned.
+    /// their results. Runs still in flight at the end of `grace` are abandoned. The specs stay,
+    /// so the results sent meanwhile are still recorded.
     pub(super) async fn stop_all(&mut self, grace: Duration) {
         for task in self.tasks.values() {
             let _ = task.stop.send(true);
         }
         let deadline = Instant::now() + grace;
-        for (name, task) in self.tasks.drain() {
-            let ProbeTask { stop, handle, .. } = task;
-            if tokio::time::timeout_at(deadline, handle).await.is_err() {
+        for (name, task) in &mut self.tasks {
+            if tokio::time::timeout_at(deadline, &mut task.handle)
+                .await
+                .is_err()
+            {
                 warn!(
                     probe = %name,
                     grace_ms = grace.as_millis(),
                     "probe run still in flight at the end of the shutdown grace period, abandoning it"
                 );
+                // Dropping the task's stop sender abandons the run.
+                drop(std::mem::replace(&mut task.stop, watch::channel(true).0));
             }
-            // Dropping the sender abandons a run that is still in flight.
-            drop(stop);
         }
     }
 }
