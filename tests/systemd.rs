@@ -1,6 +1,7 @@
 //! loftwatch under systemd: the unit file passes `systemd-analyze verify` and its security
 //! check, the daemon sends the sd_notify protocol in order, a SIGTERM lets a slow probe run
-//! finish and exports its result, and logs suit journald and log shippers.
+//! finish and exports its result, logs suit journald and log shippers, and `cargo deb` builds
+//! a package with the binary, the unit, the configuration as a conffile and the docs.
 //!
 //! The daemon runs as a child process with `NOTIFY_SOCKET` pointing at a Unix datagram socket
 //! that the test binds, so the test sees what systemd would see.
@@ -383,14 +384,6 @@ async fn sigterm_finishes_slow_probe_run() {
         })
         .map(|point| point.count)
         .sum();
-    eprintln!(
-        collector
-            .metrics()
-            .iter()
-            .map(|m| m.name.clone())
-            .collect::<Vec<_>>(),
-        collector.rejected()
-    );
     assert_eq!(recorded, requests.len() as u64, "{log_text}");
     sim.shutdown().await;
 }
@@ -473,4 +466,118 @@ async fn journald_text_logs_are_plain() {
     let started = text.lines().find(|line| line.contains("loftwatch started"));
     let started = started.unwrap_or_else(|| panic!("no start line in: {text}"));
     assert!(starts_with_digit(started), "no timestamp in: {started}");
+}
+
+/// Runs `dpkg-deb` with `args` and returns its standard output.
+fn dpkg_deb(args: &[&str], deb: &Path) -> String {
+    let output = Command::new("dpkg-deb")
+        .args(args)
+        .arg(deb)
+        .output()
+        .expect("run dpkg-deb");
+    assert!(
+        output.status.success(),
+        "dpkg-deb {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn deb_installs_binary_unit_config_and_docs() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let out = folder.path().join("out");
+    // `--no-build --profile dev` packages the debug binary that cargo built for this test
+    // instead of a release build, which takes minutes. cargo-deb strips it.
+    let output = Command::new(env!("CARGO"))
+        .args([
+            "deb",
+            "--no-build",
+            "--profile",
+            "dev",
+            "--fast",
+            "--output",
+        ])
+        .arg(&out)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo deb (cargo install cargo-deb --locked)");
+    assert!(
+        output.status.success(),
+        "cargo deb failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let deb = std::fs::read_dir(&out)
+        .expect("list the cargo deb output")
+        .map(|entry| entry.expect("read an entry").path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "deb"))
+        .expect("cargo deb wrote no .deb");
+
+    let contents = dpkg_deb(&["--contents"], &deb);
+    let files: Vec<&str> = contents
+        .lines()
+        .filter_map(|line| line.split_whitespace().last())
+        .collect();
+    let expected = [
+        "./usr/bin/loftwatch",
+        "./lib/systemd/system/loftwatch.service",
+        "./etc/loftwatch/alerts.toml",
+        "./usr/share/doc/loftwatch/README.md",
+        "./usr/share/doc/loftwatch/deploy.md",
+        "./usr/share/doc/loftwatch/rules.md",
+        "./usr/share/doc/loftwatch/simulator.md",
+    ];
+    for file in expected {
+        assert!(files.contains(&file), "{file} missing from: {contents}");
+    }
+    let binary = contents
+        .lines()
+        .find(|line| line.ends_with("./usr/bin/loftwatch"))
+        .expect("binary line");
+    assert!(binary.starts_with("-rwxr-xr-x"), "{binary}");
+
+    let control = dpkg_deb(&["--field"], &deb);
+    assert!(control.contains("Package: loftwatch"), "{control}");
+    assert!(control.contains("ca-certificates"), "{control}");
+    let listing = dpkg_deb(&["--info"], &deb);
+    for script in ["conffiles", "postinst", "prerm", "postrm"] {
+        assert!(listing.contains(script), "no {script} in: {listing}");
+    }
+    let control_tar = Command::new("dpkg-deb")
+        .arg("--ctrl-tarfile")
+        .arg(&deb)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run dpkg-deb --ctrl-tarfile");
+    let conffiles = Command::new("tar")
+        .args(["-xO", "./conffiles"])
+        .stdin(control_tar.stdout.expect("control archive pipe"))
+        .output()
+        .expect("run tar");
+    let conffiles = String::from_utf8_lossy(&conffiles.stdout);
+    assert_eq!(
+        conffiles.lines().collect::<Vec<_>>(),
+        ["/etc/loftwatch/alerts.toml"]
+    );
+
+    // The packaged files are the ones in the repository, and the binary runs.
+    let root = folder.path().join("root");
+    let status = Command::new("dpkg-deb")
+        .arg("--extract")
+        .arg(&deb)
+        .arg(&root)
+        .status()
+        .expect("run dpkg-deb --extract");
+    assert!(status.success());
+    let unit = std::fs::read(root.join("lib/systemd/system/loftwatch.service")).unwrap();
+    assert_eq!(unit, std::fs::read(UNIT).unwrap());
+    let version = Command::new(root.join("usr/bin/loftwatch"))
+        .arg("--version")
+        .output()
+        .expect("run the packaged binary");
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert_eq!(
+        version.trim(),
+        format!("loftwatch {}", env!("CARGO_PKG_VERSION"))
+    );
 }
