@@ -1,7 +1,7 @@
-//! loftwatch under systemd: the unit file passes `systemd-analyze verify` and its security
-//! check, the daemon sends the sd_notify protocol in order, a SIGTERM lets a slow probe run
-//! finish and exports its result, logs suit journald and log shippers, and `cargo deb` builds
-//! a package with the binary, the unit, the configuration as a conffile and the docs.
+//! loftwatch under systemd. The unit file passes `systemd-analyze verify` and its security
+//! check, and the daemon sends the sd_notify protocol in order. A SIGTERM lets a slow probe run
+//! finish and exports its result. Logs suit journald and log shippers. `cargo deb` builds a
+//! package with the binary, the unit, the configuration as a conffile and the docs.
 //!
 //! The daemon runs as a child process with `NOTIFY_SOCKET` pointing at a Unix datagram socket
 //! that the test binds, so the test sees what systemd would see.
@@ -543,18 +543,15 @@ fn deb_installs_binary_unit_config_and_docs() {
     for script in ["conffiles", "postinst", "prerm", "postrm"] {
         assert!(listing.contains(script), "no {script} in: {listing}");
     }
-    let control_tar = Command::new("dpkg-deb")
-        .arg("--ctrl-tarfile")
+    let control_dir = folder.path().join("control");
+    let status = Command::new("dpkg-deb")
+        .arg("--control")
         .arg(&deb)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run dpkg-deb --ctrl-tarfile");
-    let conffiles = Command::new("tar")
-        .args(["-xO", "./conffiles"])
-        .stdin(control_tar.stdout.expect("control archive pipe"))
-        .output()
-        .expect("run tar");
-    let conffiles = String::from_utf8_lossy(&conffiles.stdout);
+        .arg(&control_dir)
+        .status()
+        .expect("run dpkg-deb --control");
+    assert!(status.success());
+    let conffiles = std::fs::read_to_string(control_dir.join("conffiles")).expect("conffiles");
     assert_eq!(
         conffiles.lines().collect::<Vec<_>>(),
         ["/etc/loftwatch/alerts.toml"]
