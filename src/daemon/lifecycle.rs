@@ -59,3 +59,34 @@ impl Lifecycle {
         self.watchdog
     }
 }
+
+/// Returns the folder systemd created for loftwatch's state (`StateDirectory=`), from
+/// `$STATE_DIRECTORY`. systemd passes a colon-separated list when the unit names several
+/// folders; the first one is returned.
+pub fn state_directory(env: &dyn Fn(&str) -> Option<String>) -> Option<std::path::PathBuf> {
+    let value = env("STATE_DIRECTORY")?;
+    let first = value.split(':').next().unwrap_or_default();
+    (!first.is_empty()).then(|| std::path::PathBuf::from(first))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::state_directory;
+
+    #[test]
+    fn state_directory_takes_first_entry() {
+        let env = |name: &str| {
+            (name == "STATE_DIRECTORY").then(|| "/var/lib/loftwatch:/var/lib/other".to_owned())
+        };
+        assert_eq!(
+            state_directory(&env),
+            Some(std::path::PathBuf::from("/var/lib/loftwatch"))
+        );
+    }
+
+    #[test]
+    fn state_directory_missing_or_empty() {
+        assert_eq!(state_directory(&|_: &str| None), None);
+        assert_eq!(state_directory(&|_: &str| Some(String::new())), None);
+    }
+}

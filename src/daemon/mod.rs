@@ -30,9 +30,12 @@ use crate::telemetry::Metrics;
 use lifecycle::Lifecycle;
 use probes::ProbeTasks;
 
+pub use lifecycle::state_directory;
 pub use reload::ReloadSummary;
 
-/// How long in-flight probes and queued notifications get to finish at shutdown.
+/// How long runs in flight get to finish at shutdown, and then again how long queued
+/// notifications get to leave. The final OTLP metrics export comes after both, bounded by the
+/// exporter's `timeout`, so a stop takes at most twice this plus that timeout.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Looks up an environment variable; passed in so tests never touch the process environment.
@@ -167,6 +170,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         probes = daemon.config.probes.len(),
         rules = daemon.config.rules.len(),
         base_url = %daemon.config.salesloft.base_url,
+        state_directory = ?state_directory(&*daemon.env),
         "loftwatch started"
     );
     daemon.lifecycle.ready(&daemon.status_line());
@@ -210,15 +214,13 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
 
     info!("loftwatch stopping");
     daemon.lifecycle.stopping();
-    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    // Runs in flight finish first, so their results reach the windows, the rules, the
+    // notifications and the final metrics export.
     daemon.probes.stop_all(SHUTDOWN_GRACE).await;
     while let Ok(event) = events_rx.try_recv() {
         daemon.handle_event(event);
     }
-    daemon
-        .notifier
-        .shutdown(deadline.saturating_duration_since(Instant::now()))
-        .await;
+    daemon.notifier.shutdown(SHUTDOWN_GRACE).await;
     let metrics = daemon.metrics;
     let _ = tokio::task::spawn_blocking(move || metrics.shutdown()).await;
     if tokio::time::timeout_at(deadline, server_task)

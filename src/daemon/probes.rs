@@ -68,8 +68,10 @@ impl ProbeTasks {
             if unchanged {
                 continue;
             }
+            // Dropping the task's stop sender ends the task and abandons a run in flight, so
+            // the restarted probe never has two requests in flight.
             let task = self.tasks.remove(&name).expect("the name was just listed");
-            let _ = task.stop.send(true);
+            drop(task.stop);
             if !wanted.contains_key(&*name) {
                 info!(probe = %name, "probe removed");
                 self.last_start.remove(&name);
@@ -116,18 +118,26 @@ impl ProbeTasks {
             .insert(spec.name.clone(), ProbeTask { spec, stop, handle });
     }
 
-    /// Stops every task and waits up to `grace` for in-flight runs to finish.
+    /// Stops scheduling new runs and waits up to `grace` for runs in flight to finish and send
+    /// their results. Runs still in flight at the end of `grace` are abandoned. The specs stay,
+    /// so the results sent meanwhile are still recorded.
     pub(super) async fn stop_all(&mut self, grace: Duration) {
         for task in self.tasks.values() {
             let _ = task.stop.send(true);
         }
         let deadline = Instant::now() + grace;
-        for (name, task) in self.tasks.drain() {
-            if tokio::time::timeout_at(deadline, task.handle)
+        for (name, task) in &mut self.tasks {
+            if tokio::time::timeout_at(deadline, &mut task.handle)
                 .await
                 .is_err()
             {
-                warn!(probe = %name, "probe still running at the end of the shutdown grace period");
+                warn!(
+                    probe = %name,
+                    grace_ms = grace.as_millis(),
+                    "probe run still in flight at the end of the shutdown grace period, abandoning it"
+                );
+                // Dropping the task's stop sender abandons the run.
+                drop(std::mem::replace(&mut task.stop, watch::channel(true).0));
             }
         }
     }

@@ -77,10 +77,11 @@ pub fn splay_for(name: &str, every: Duration) -> Duration {
     Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
-/// Starts the task that runs `spec` on its schedule through `client` until `shutdown` turns
-/// true or its sender is dropped, sending each result and skip to `events`. The task also
-/// ends when `events` is closed. Ticks inside a rate-limit pause of the client's host are
-/// skipped.
+/// Starts the task that runs `spec` on its schedule through `client`, sending each result and
+/// skip to `events`. When `shutdown` turns true the task starts no new run, lets a run in
+/// flight finish and send its result, then ends. When the sender of `shutdown` is dropped or
+/// `events` is closed, the task ends at once and abandons a run in flight. Ticks inside a
+/// rate-limit pause of the client's host are skipped.
 pub fn spawn_probe(
     spec: Arc<ProbeSpec>,
     client: Arc<Client>,
@@ -278,11 +279,20 @@ where
         }
     }
 
-    /// Runs the probe once and sends its result; a shutdown abandons the run.
+    /// Runs the probe once and sends its result. A stop request (`true`) lets the run finish,
+    /// so its result is still recorded; a dropped stop sender abandons the run.
     async fn run_once(&mut self) -> Flow {
-        let result = tokio::select! {
-            result = (self.runner)(self.spec.clone()) => result,
-            stop = wait_for_shutdown(&mut self.shutdown) => return stop,
+        let run = (self.runner)(self.spec.clone());
+        tokio::pin!(run);
+        let result = loop {
+            tokio::select! {
+                result = &mut run => break result,
+                changed = self.shutdown.changed() => {
+                    if changed.is_err() {
+                        return Flow::Stop;
+                    }
+                }
+            }
         };
         tracing::debug!(
             probe = %self.spec.name,

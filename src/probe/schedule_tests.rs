@@ -204,9 +204,33 @@ async fn run_ending_on_tick_runs_that_tick() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn shutdown_ends_task_during_run() {
+async fn stop_lets_run_in_flight_finish() {
     let spec = spec(interval(10, 0));
-    let (events, _receiver) = mpsc::unbounded_channel();
+    let (events, mut receiver) = mpsc::unbounded_channel();
+    let (stop, shutdown) = watch::channel(false);
+    let runner = |spec: Arc<ProbeSpec>| async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        result(&spec)
+    };
+    let wall = TestWall::starting_at("2025-01-01T00:00:00Z");
+    let task = tokio::spawn(drive(spec, runner, events, shutdown, wall));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("task ended after its run")
+        .unwrap();
+    assert!(matches!(receiver.recv().await, Some(ProbeEvent::Result(_))));
+    assert!(
+        receiver.recv().await.is_none(),
+        "a run started after the stop"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropped_stop_abandons_run() {
+    let spec = spec(interval(10, 0));
+    let (events, mut receiver) = mpsc::unbounded_channel();
     let (stop, shutdown) = watch::channel(false);
     let runner = |spec: Arc<ProbeSpec>| async move {
         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -216,10 +240,16 @@ async fn shutdown_ends_task_during_run() {
     let task = tokio::spawn(drive(spec, runner, events, shutdown, wall));
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.send(true).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop(stop);
     tokio::time::timeout(Duration::from_secs(1), task)
         .await
         .expect("task ended")
         .unwrap();
+    assert!(
+        receiver.recv().await.is_none(),
+        "an abandoned run sent a result"
+    );
 }
 
 #[tokio::test(start_paused = true)]
