@@ -223,7 +223,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     daemon.notifier.shutdown(SHUTDOWN_GRACE).await;
     let metrics = daemon.metrics;
     let _ = tokio::task::spawn_blocking(move || metrics.shutdown()).await;
-    if tokio::time::timeout_at(deadline, server_task)
+    // The server saw the same shutdown signal and closes its listener at once.
+    if tokio::time::timeout(Duration::from_secs(2), server_task)
         .await
         .is_err()
     {
