@@ -21,6 +21,7 @@ use crate::probe::ProbeResult;
 use crate::probe::{ProbeEvent, spawn_probe};
 use crate::salesloft::Client;
 use crate::stats::Recorder;
+use crate::store::{Journal, Store, StoreError};
 use crate::telemetry::Metrics;
 
 /// How long in-flight probes and queued notifications get to finish at shutdown.
@@ -67,6 +68,8 @@ pub enum StartError {
     Notify(String),
     #[error("cannot start OTLP metrics: {0}")]
     Telemetry(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Runs probes, rules and notifications until `options.shutdown` turns true.
@@ -98,6 +101,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         .unwrap_or_default();
     let mut recorder = Recorder::new(config.engine.histogram_max, retention);
     let mut engine = Engine::new(&config.rules, &config.probes, location.clone());
+    let mut journal = open_store(&config, &*env, &mut engine, &notifier)?;
     let server_address = host_of(&config.salesloft.base_url);
     let specs: HashMap<Arc<str>, Arc<ProbeSpec>> = config
         .probes
@@ -129,13 +133,18 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     let mut tick = tokio::time::interval(config.engine.eval_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let observer = options.observer;
-    let deliver = |transitions: Vec<Transition>| {
-        for transition in transitions {
-            log_transition(&transition);
+    let mut deliver = |engine: &mut Engine, transitions: Vec<Transition>| {
+        for transition in &transitions {
+            log_transition(transition);
             if let Some(observer) = &observer {
                 let _ = observer.send(DaemonEvent::Transition(transition.clone()));
             }
-            notifier.send(transition);
+        }
+        // Committed before any receiver sees it; on a failed commit the journal keeps it and
+        // the next evaluation retries.
+        let changes = engine.take_changes(Instant::now(), SystemTime::now());
+        for entry in journal.commit(changes, transitions) {
+            notifier.dispatch(&entry);
         }
     };
     loop {
@@ -157,7 +166,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
                         if let Some(observer) = &observer {
                             let _ = observer.send(DaemonEvent::Result(result));
                         }
-                        deliver(transitions);
+                        deliver(&mut engine, transitions);
                     }
                     ProbeEvent::Skipped { probe, reason, count } => {
                         metrics.record_skip(&probe, reason.as_str(), count);
@@ -169,7 +178,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
                 }
             }
             _ = tick.tick() => {
-                deliver(engine.evaluate(&recorder, Instant::now(), SystemTime::now(), None));
+                let transitions =
+                    engine.evaluate(&recorder, Instant::now(), SystemTime::now(), None);
+                deliver(&mut engine, transitions);
             }
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
@@ -180,6 +191,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     }
 
     info!("loftwatch stopping");
+    // Saves the timers that changed since the last evaluation.
+    deliver(&mut engine, Vec::new());
     let deadline = Instant::now() + SHUTDOWN_GRACE;
     for task in tasks {
         if tokio::time::timeout_at(deadline, task).await.is_err() {
@@ -192,6 +205,42 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     metrics.shutdown();
     info!("loftwatch stopped");
     Ok(())
+}
+
+/// Opens the store (the configured path, else `$STATE_DIRECTORY/loftwatch.db`, else memory),
+/// restores the engine's alerts from it and queues the deliveries it still holds.
+fn open_store(
+    config: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+    engine: &mut Engine,
+    notifier: &Notifier,
+) -> Result<Journal, StartError> {
+    let path = config
+        .store
+        .path
+        .clone()
+        .or_else(|| crate::store::default_path(env));
+    let store = match path {
+        Some(path) => Store::open(&path)?,
+        None => {
+            warn!(
+                "store.path is not set and STATE_DIRECTORY is not either: alert state and \
+                 undelivered notifications are kept in memory and lost at exit"
+            );
+            Store::open_in_memory()?
+        }
+    };
+    let saved = store.load_alerts()?;
+    let restored = engine.restore(&saved, Instant::now(), SystemTime::now());
+    notifier.attach_store(store.clone());
+    let resumed = notifier.resume(&store)?;
+    info!(
+        path = %store.path().display(),
+        restored_alerts = restored,
+        resumed_deliveries = resumed,
+        "state restored"
+    );
+    Ok(Journal::new(store, notifier.receiver_names()))
 }
 
 fn log_transition(transition: &Transition) {

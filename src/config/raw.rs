@@ -20,6 +20,13 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub rule: Vec<RawRule>,
     pub receivers: Option<RawReceivers>,
+    pub store: Option<RawStore>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    pub path: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,6 +14,16 @@ pub struct Config {
     pub probes: Vec<ProbeSpec>,
     pub rules: Vec<RuleSpec>,
     pub receivers: Receivers,
+    pub store: StoreConfig,
+}
+
+/// Where alert state and the outbox are kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Path of the SQLite database, relative to the working folder unless absolute. When unset,
+    /// `$STATE_DIRECTORY/loftwatch.db` is used under systemd (`StateDirectory=`), and otherwise
+    /// state lives in memory only and is lost at exit.
+    pub path: Option<PathBuf>,
 }
 
 /// Where and how to call SalesLoft.
