@@ -98,6 +98,7 @@ impl Journal {
 mod tests {
     use super::*;
     use crate::alert::{AlertState, SavedAlert};
+    use crate::store::DeliveryStatus;
     use std::sync::Arc;
     use std::time::{Duration, UNIX_EPOCH};
 
@@ -146,5 +147,78 @@ mod tests {
         };
         store.commit(&removal, &[], &[]).unwrap();
         assert!(store.load_alerts().unwrap().is_empty());
+    }
+
+    fn transition(sequence: u64) -> Transition {
+        let at = UNIX_EPOCH + Duration::from_secs(1_780_000_000);
+        Transition {
+            alert_id: "0d4975750d6a7031".to_owned(),
+            sequence,
+            kind: crate::alert::TransitionKind::Firing,
+            rule: Arc::from("Auth down"),
+            probe: Arc::from("me"),
+            location: Arc::from("default"),
+            severity: crate::alert::Severity::P1,
+            expr: Arc::from("count(status == 401) > 0"),
+            value: Some(1.0),
+            value_text: "1".to_owned(),
+            threshold_text: "> 0".to_owned(),
+            window_text: "1m".to_owned(),
+            runbook: Arc::from("Rotate the token."),
+            summary: "1 response matching status == 401 in 1m on probe me".to_owned(),
+            at,
+            firing_since: at,
+        }
+    }
+
+    #[test]
+    fn outbox_pending_until_delivered() {
+        let store = Store::open_in_memory().unwrap();
+        let changes = AlertChanges::default();
+        let entries = store
+            .commit(
+                &changes,
+                &[transition(1), transition(2)],
+                &["email", "otlp"],
+            )
+            .unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(store.pending("email").unwrap(), entries);
+
+        store
+            .record_delivery(entries[0].id, "email", DeliveryStatus::Delivered, 1, None)
+            .unwrap();
+        let failed = Some("550 mailbox unavailable");
+        store
+            .record_delivery(entries[1].id, "email", DeliveryStatus::Failed, 1, failed)
+            .unwrap();
+        assert!(store.pending("email").unwrap().is_empty());
+        assert_eq!(store.pending("otlp").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn failed_commit_kept_and_retried() {
+        let store = Store::open_in_memory().unwrap();
+        let mut journal = Journal::new(store.clone(), vec!["email"]);
+        store
+            .lock()
+            .pragma_update(None, "query_only", true)
+            .unwrap();
+        let committed = journal.commit(AlertChanges::default(), vec![transition(1)]);
+        assert!(committed.is_empty());
+        assert_eq!(journal.backlog(), 1);
+
+        store
+            .lock()
+            .pragma_update(None, "query_only", false)
+            .unwrap();
+        let committed = journal.commit(AlertChanges::default(), vec![transition(2)]);
+        let sequences: Vec<u64> = committed
+            .iter()
+            .map(|entry| entry.transition.sequence)
+            .collect();
+        assert_eq!(sequences, [1, 2]);
+        assert_eq!(journal.backlog(), 0);
+        assert_eq!(store.pending("email").unwrap().len(), 2);
     }
 }
