@@ -140,7 +140,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
                 let _ = observer.send(DaemonEvent::Transition(transition.clone()));
             }
         }
-        // Committed before any receiver sees it; on a failed commit the journal keeps it and
+        // Committed before any receiver gets it. After a failed commit the journal keeps it and
         // the next evaluation retries.
         let changes = engine.take_changes(Instant::now(), SystemTime::now());
         for entry in journal.commit(changes, transitions) {

@@ -1,5 +1,5 @@
 //! Restoring saved alert instances on a paused clock: a restored firing alert neither fires
-//! again nor forgets to resolve, and a restored pending timer keeps its start.
+//! again nor skips its resolve, and a restored pending timer keeps its start.
 
 use super::*;
 

@@ -17,7 +17,7 @@ pub struct Config {
     pub store: StoreConfig,
 }
 
-/// Where alert state and the outbox are kept.
+/// Location of the database of alert state and the outbox.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreConfig {
     /// Path of the SQLite database, relative to the working folder unless absolute. When unset,

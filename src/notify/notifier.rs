@@ -265,7 +265,7 @@ impl Notifier {
         }
     }
 
-    /// Queues every transition that `store` holds as pending for a running receiver, oldest
+    /// Queues every transition that `store` has as pending for a running receiver, oldest
     /// first, and returns how many deliveries were queued.
     pub fn resume(&self, store: &Store) -> Result<usize, StoreError> {
         let mut queued = 0;

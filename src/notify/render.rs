@@ -118,8 +118,8 @@ impl Header for TransitionHeader {
 }
 
 /// Renders the email for a transition: the subject and body above, an `X-Loftwatch-Transition`
-/// header, `text/plain; charset=utf-8` (lettre picks quoted-printable or base64 for non-ASCII text and RFC 2047 encoded-words for
-/// the subject), dated at the transition time.
+/// header, `text/plain; charset=utf-8` (lettre picks quoted-printable or base64 for non-ASCII
+/// text and RFC 2047 encoded-words for the subject), dated at the transition time.
 pub fn render_message(
     transition: &Transition,
     from: &Mailbox,

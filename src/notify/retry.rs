@@ -39,7 +39,7 @@ impl Backoff {
     }
 }
 
-/// How the delivery of one notification ended.
+/// Outcome of the delivery of one notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum RetryOutcome {
     Delivered {

@@ -1,5 +1,5 @@
-//! The schema and its migrations. `schema_version` holds one row, the number of migrations
-//! applied; each migration runs in its own transaction together with the version update.
+//! The schema and its migrations. `schema_version` contains one row, the number of migrations
+//! applied. Each migration runs in its own transaction together with the version update.
 
 use std::path::Path;
 

@@ -85,6 +85,8 @@ impl Store {
         Ok(alerts)
     }
 
+    // NOTE: the transition log and delivered outbox rows are never pruned, so the file grows
+    // by about one kilobyte per transition.
     /// Commits alert changes and transitions in one transaction, with one pending outbox row per
     /// transition and receiver. Returns the transitions with their log ids, in order. Nothing is
     /// written when it fails.
