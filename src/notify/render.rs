@@ -88,8 +88,8 @@ pub fn body(transition: &Transition) -> String {
 }
 
 /// Returns the key that identifies a transition across retries and restarts:
-/// `auth-down/me 3 firing` (alert id, sequence number, state). A receiver that sees one key
-/// twice received a redelivery.
+/// `0d4975750d6a7031 3 firing` (alert id, sequence number, state). A receiver that gets one
+/// key twice received a redelivery.
 pub fn transition_key(transition: &Transition) -> String {
     format!(
         "{} {} {}",

@@ -21,9 +21,9 @@ pub struct OutboxEntry {
 pub enum DeliveryStatus {
     /// The receiver accepted the notification.
     Delivered,
-    /// The receiver rejected it for good; it is not retried.
+    /// The receiver rejected it for good, so it is not retried.
     Failed,
-    /// Every attempt failed with an error that may pass; it is retried at the next start.
+    /// Every attempt failed with an error that may pass, so it is retried at the next start.
     Pending,
 }
 
@@ -86,7 +86,7 @@ impl Store {
     }
 
     // NOTE: the transition log and delivered outbox rows are never pruned, so the file grows
-    // by about one kilobyte per transition.
+    // by an estimated one kilobyte per transition.
     /// Commits alert changes and transitions in one transaction, with one pending outbox row per
     /// transition and receiver. Returns the transitions with their log ids, in order. Nothing is
     /// written when it fails.
