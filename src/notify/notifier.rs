@@ -410,6 +410,9 @@ async fn record_outcome(
     );
 }
 
+// TODO: a receiver down longer than a configured `fallback_after` should hand its outbox
+// rows to the receiver named by `fallback`. Neither key exists yet, so a dead receiver only
+// retries.
 fn spawn_retried(
     kind: ReceiverKind,
     receiver: RetriedReceiver,
