@@ -33,6 +33,7 @@ fn transition(kind: TransitionKind) -> Transition {
     };
     Transition {
         alert_id: "auth-down/me".to_owned(),
+        sequence: 1,
         kind,
         rule: Arc::from("Auth down"),
         probe: Arc::from("me"),

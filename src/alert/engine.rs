@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::state::{AlertStatus, Change, Instance};
+use super::state::{AlertStatus, Change, Instance, SavedAlert};
 use super::{Aggregate, AlertState, Measurement, Transition, TransitionKind, text};
 use crate::config::{ProbeSpec, RuleSpec};
 use crate::stats::Recorder;
@@ -21,6 +21,30 @@ pub struct Engine {
     location: Arc<str>,
     /// Keyed by (rule name, probe name).
     instances: BTreeMap<(Arc<str>, Arc<str>), Instance>,
+    /// Instances dropped since the last [`Engine::take_changes`], as (rule name, probe name).
+    removed: Vec<(Arc<str>, Arc<str>)>,
+}
+
+/// What changed in the engine since the last [`Engine::take_changes`], for the store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertChanges {
+    /// Instances whose state or timers changed, in their new form.
+    pub saved: Vec<SavedAlert>,
+    /// Instances that no longer exist, as (rule name, probe name).
+    pub removed: Vec<(Arc<str>, Arc<str>)>,
+}
+
+impl AlertChanges {
+    /// Returns whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.saved.is_empty() && self.removed.is_empty()
+    }
+
+    /// Appends `later` to these changes; applied in order, the later state of an instance wins.
+    pub fn extend(&mut self, later: AlertChanges) {
+        self.saved.extend(later.saved);
+        self.removed.extend(later.removed);
+    }
 }
 
 impl Engine {
@@ -35,6 +59,47 @@ impl Engine {
             probes,
             location,
             instances: BTreeMap::new(),
+            removed: Vec::new(),
+        }
+    }
+
+    /// Restores saved alert instances, before the first evaluation after a start, so a firing
+    /// alert is not fired again and its `for` and `keep_firing_for` timers keep running. Saved
+    /// instances of rules or probes no longer configured are skipped and reported as removed
+    /// by the next [`Engine::take_changes`]. Returns the number of instances restored.
+    pub fn restore(&mut self, saved: &[SavedAlert], now: Instant, wall: SystemTime) -> usize {
+        let mut restored = 0;
+        for alert in saved {
+            let key = (Arc::clone(&alert.rule), Arc::clone(&alert.probe));
+            let rule = self.rules.iter().find(|rule| rule.name == alert.rule);
+            let probe_known = self.probes.iter().any(|(name, _)| *name == alert.probe);
+            match rule {
+                Some(rule) if probe_known && selects(rule, &alert.probe) => {
+                    self.instances
+                        .insert(key, Instance::restore(alert, now, wall));
+                    restored += 1;
+                }
+                _ => self.removed.push(key),
+            }
+        }
+        restored
+    }
+
+    /// Returns the instances changed or removed since the last call, with timers converted to
+    /// wall-clock times, and clears the record of changes.
+    pub fn take_changes(&mut self, now: Instant, wall: SystemTime) -> AlertChanges {
+        let saved = self
+            .instances
+            .iter_mut()
+            .filter(|(_, instance)| instance.changed)
+            .map(|((rule, probe), instance)| {
+                instance.changed = false;
+                instance.save(rule, probe, now, wall)
+            })
+            .collect();
+        AlertChanges {
+            saved,
+            removed: std::mem::take(&mut self.removed),
         }
     }
 
@@ -124,9 +189,10 @@ impl Engine {
             .cloned()
             .collect();
         for key in removed {
-            let Some(instance) = self.instances.remove(&key) else {
+            let Some(mut instance) = self.instances.remove(&key) else {
                 continue;
             };
+            self.removed.push(key.clone());
             let rule = self.rules.iter().find(|rule| rule.name == key.0);
             if let (AlertState::Firing, Some(rule)) = (instance.state, rule) {
                 let baseline = baselines.get(&key.1).copied().unwrap_or_default();
@@ -136,6 +202,7 @@ impl Engine {
                     baseline,
                     location: &self.location,
                 };
+                instance.sequence += 1;
                 transitions.push(context.transition(TransitionKind::Resolved, &instance, wall));
             }
         }
@@ -225,6 +292,7 @@ impl Context<'_> {
         };
         Transition {
             alert_id: text::alert_id(&rule.name, self.probe),
+            sequence: instance.sequence,
             kind,
             rule: Arc::clone(&rule.name),
             probe: Arc::clone(self.probe),

@@ -392,3 +392,6 @@ async fn removed_probe_resolves() {
     assert_eq!(harness.engine.snapshot().len(), 1);
     assert!(harness.tick(3 * SECOND).is_empty());
 }
+
+#[path = "restore_tests.rs"]
+mod restore;

@@ -9,8 +9,8 @@ mod state;
 mod text;
 mod transition;
 
-pub use engine::Engine;
+pub use engine::{AlertChanges, Engine};
 pub use expr::{Aggregate, CompareOp, Evaluation, Expr, Measurement, Threshold};
 pub use parse::{ExprError, parse};
-pub use state::{AlertState, AlertStatus};
+pub use state::{AlertState, AlertStatus, SavedAlert};
 pub use transition::{Severity, Transition, TransitionKind};

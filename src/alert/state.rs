@@ -59,6 +59,27 @@ pub(super) enum Change {
     Resolve,
 }
 
+/// The persisted state of one alert instance, with its timers as wall-clock times so that a
+/// restarted daemon can convert them to its own monotonic clock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedAlert {
+    /// Rule name.
+    pub rule: Arc<str>,
+    /// Probe name.
+    pub probe: Arc<str>,
+    pub state: AlertState,
+    /// Wall-clock time the instance entered its current state.
+    pub since: SystemTime,
+    /// Wall-clock time of the firing transition, while firing.
+    pub firing_since: Option<SystemTime>,
+    /// Wall-clock time the condition became true, while pending.
+    pub pending_since: Option<SystemTime>,
+    /// Wall-clock time the condition became false, while firing and waiting to resolve.
+    pub false_since: Option<SystemTime>,
+    /// Number of transitions this instance has made, which numbers the next one.
+    pub sequence: u64,
+}
+
 /// The state of one (rule, probe) pair between evaluations.
 #[derive(Debug, Clone)]
 pub(super) struct Instance {
@@ -72,6 +93,10 @@ pub(super) struct Instance {
     pending_since: Option<Instant>,
     /// First evaluation of the current run of false ones, while firing.
     false_since: Option<Instant>,
+    /// Transitions made so far; the next transition gets `sequence + 1`.
+    pub(super) sequence: u64,
+    /// True when the state or a timer changed since the instance was last saved.
+    pub(super) changed: bool,
 }
 
 impl Instance {
@@ -83,6 +108,52 @@ impl Instance {
             last_value: None,
             pending_since: None,
             false_since: None,
+            sequence: 0,
+            changed: false,
+        }
+    }
+
+    /// Rebuilds an instance from its saved form. Wall-clock timers become instants that lie as
+    /// far before `now` as the saved times lie before `wall`; a saved time in the future (the
+    /// wall clock stepped back) counts as `now`.
+    pub(super) fn restore(saved: &SavedAlert, now: Instant, wall: SystemTime) -> Instance {
+        let to_instant = |time: SystemTime| {
+            let age = wall.duration_since(time).unwrap_or_default();
+            now.checked_sub(age).unwrap_or(now)
+        };
+        Instance {
+            state: saved.state,
+            since: saved.since,
+            firing_since: saved.firing_since,
+            last_value: None,
+            pending_since: saved.pending_since.map(to_instant),
+            false_since: saved.false_since.map(to_instant),
+            sequence: saved.sequence,
+            changed: false,
+        }
+    }
+
+    /// Returns the saved form of this instance, converting its timers to wall-clock times.
+    pub(super) fn save(
+        &self,
+        rule: &Arc<str>,
+        probe: &Arc<str>,
+        now: Instant,
+        wall: SystemTime,
+    ) -> SavedAlert {
+        let to_wall = |instant: Instant| {
+            let age = now.saturating_duration_since(instant);
+            wall.checked_sub(age).unwrap_or(wall)
+        };
+        SavedAlert {
+            rule: Arc::clone(rule),
+            probe: Arc::clone(probe),
+            state: self.state,
+            since: self.since,
+            firing_since: self.firing_since,
+            pending_since: self.pending_since.map(to_wall),
+            false_since: self.false_since.map(to_wall),
+            sequence: self.sequence,
         }
     }
 
@@ -120,13 +191,22 @@ impl Instance {
                 Change::None
             }
             (AlertState::Firing, true) => {
-                self.false_since = None;
+                if self.false_since.take().is_some() {
+                    self.changed = true;
+                }
                 Change::None
             }
             (AlertState::Firing, false) => {
-                let started = *self.false_since.get_or_insert(now);
+                let started = match self.false_since {
+                    Some(started) => started,
+                    None => {
+                        self.changed = true;
+                        *self.false_since.insert(now)
+                    }
+                };
                 if now.duration_since(started) >= keep_firing_for {
                     self.false_since = None;
+                    self.sequence += 1;
                     self.enter(AlertState::Inactive, wall);
                     Change::Resolve
                 } else {
@@ -141,6 +221,7 @@ impl Instance {
         self.pending_since = None;
         self.false_since = None;
         self.firing_since = Some(wall);
+        self.sequence += 1;
         self.enter(AlertState::Firing, wall);
         Change::Fire
     }
@@ -148,5 +229,6 @@ impl Instance {
     fn enter(&mut self, state: AlertState, wall: SystemTime) {
         self.state = state;
         self.since = wall;
+        self.changed = true;
     }
 }

@@ -63,6 +63,9 @@ impl TransitionKind {
 pub struct Transition {
     /// Stable id of the alert instance: the same for its firing and its resolved event.
     pub alert_id: String,
+    /// Number of this transition among the transitions of its alert instance, starting at 1
+    /// and kept across restarts; with `alert_id` it identifies the transition.
+    pub sequence: u64,
     pub kind: TransitionKind,
     /// Rule name, such as `Auth down`.
     pub rule: Arc<str>,

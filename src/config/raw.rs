@@ -21,6 +21,13 @@ pub(crate) struct RawConfig {
     pub rule: Vec<RawRule>,
     pub receivers: Option<RawReceivers>,
     pub server: Option<RawServer>,
+    pub store: Option<RawStore>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    pub path: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

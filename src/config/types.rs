@@ -15,6 +15,16 @@ pub struct Config {
     pub rules: Vec<RuleSpec>,
     pub receivers: Receivers,
     pub server: ServerConfig,
+    pub store: StoreConfig,
+}
+
+/// Location of the database of alert state and the outbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Path of the SQLite database, relative to the working folder unless absolute. When unset,
+    /// `$STATE_DIRECTORY/loftwatch.db` is used under systemd (`StateDirectory=`), and otherwise
+    /// state lives in memory only and is lost at exit.
+    pub path: Option<PathBuf>,
 }
 
 /// Where and how to call SalesLoft.

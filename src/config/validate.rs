@@ -103,6 +103,7 @@ impl<'a> Validator<'a> {
         let rules = self.rules(raw.rule, &probes, keep_firing_for);
         let receivers = self.receivers(raw.receivers);
         let server = self.server(raw.server);
+        let store = self.store(raw.store);
         if !self.issues.is_empty() {
             return None;
         }
@@ -113,7 +114,22 @@ impl<'a> Validator<'a> {
             rules,
             receivers,
             server,
+            store,
         })
+    }
+
+    fn store(&mut self, raw: Option<RawStore>) -> StoreConfig {
+        let Some(path) = raw.and_then(|raw| raw.path) else {
+            return StoreConfig::default();
+        };
+        if path.get_ref().trim().is_empty() {
+            let message = "store.path is empty: set a file path such as \"/var/lib/loftwatch/loftwatch.db\", or remove the key".to_owned();
+            self.error(path.span(), "store.path", message);
+            return StoreConfig::default();
+        }
+        StoreConfig {
+            path: Some(PathBuf::from(path.into_inner())),
+        }
     }
 
     fn salesloft(&mut self, raw: Option<RawSalesloft>) -> SalesloftConfig {

@@ -26,6 +26,7 @@ use crate::probe::{ProbeEvent, ProbeResult};
 use crate::salesloft::{Client, OAuthSession, RateLimitPauses, Secret};
 use crate::server::{Server, ServerState, default_health_freshness};
 use crate::stats::Recorder;
+use crate::store::{Journal, Store, StoreError};
 use crate::telemetry::Metrics;
 use lifecycle::Lifecycle;
 use probes::ProbeTasks;
@@ -91,6 +92,8 @@ pub enum StartError {
     Telemetry(String),
     #[error(transparent)]
     Server(#[from] crate::server::ServerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The running daemon's parts.
@@ -105,6 +108,8 @@ struct Daemon {
     recorder: Recorder,
     engine: Engine,
     notifier: Notifier,
+    /// Alert state and the outbox; every transition is committed here before it is sent.
+    journal: Journal,
     metrics: Metrics,
     server_address: String,
     observer: Option<mpsc::UnboundedSender<DaemonEvent>>,
@@ -134,9 +139,12 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     let server = Server::bind(&config.server, server_token, server_state.clone()).await?;
     let metrics = start_metrics(&config)?;
     let notifier = start_notifier(&config, &options.env, options.file_sink.clone())?;
+    let mut engine = Engine::new(&config.rules, &config.probes, location);
+    let journal = open_store(&config, &*options.env, &mut engine, &notifier)?;
     let mut daemon = Daemon {
         recorder: Recorder::new(config.engine.histogram_max, retention(&config)),
-        engine: Engine::new(&config.rules, &config.probes, location),
+        engine,
+        journal,
         server_address: host_of(&config.salesloft.base_url),
         probes: ProbeTasks::new(events_tx),
         credentials,
@@ -214,6 +222,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
 
     info!("loftwatch stopping");
     daemon.lifecycle.stopping();
+    // Saves the timers that changed since the last evaluation.
+    daemon.deliver(Vec::new());
     // Runs in flight finish first, so their results reach the windows, the rules, the
     // notifications and the final metrics export.
     daemon.probes.stop_all(SHUTDOWN_GRACE).await;
@@ -369,10 +379,13 @@ impl Daemon {
             .set_engine_and_receivers(&self.engine, &self.notifier);
     }
 
+    /// Logs the transitions, commits them with the engine's changed timers, then hands the
+    /// committed outbox entries to the receivers. After a failed commit the journal keeps them
+    /// in memory and the next call retries, so nothing leaves before it is on disk.
     fn deliver(&mut self, transitions: Vec<Transition>) {
         let changed = !transitions.is_empty();
-        for transition in transitions {
-            log_transition(&transition);
+        for transition in &transitions {
+            log_transition(transition);
             match transition.kind {
                 TransitionKind::Firing => self.firing += 1,
                 TransitionKind::Resolved => self.firing = self.firing.saturating_sub(1),
@@ -380,7 +393,10 @@ impl Daemon {
             if let Some(observer) = &self.observer {
                 let _ = observer.send(DaemonEvent::Transition(transition.clone()));
             }
-            self.notifier.send(transition);
+        }
+        let changes = self.engine.take_changes(Instant::now(), SystemTime::now());
+        for entry in self.journal.commit(changes, transitions) {
+            self.notifier.dispatch(&entry);
         }
         if changed {
             self.lifecycle.status(&self.status_line());
@@ -395,6 +411,42 @@ impl Daemon {
             self.firing
         )
     }
+}
+
+/// Opens the store (the configured path, else `$STATE_DIRECTORY/loftwatch.db`, else memory),
+/// restores the engine's alerts from it and queues the deliveries it still holds.
+fn open_store(
+    config: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+    engine: &mut Engine,
+    notifier: &Notifier,
+) -> Result<Journal, StartError> {
+    let path = config
+        .store
+        .path
+        .clone()
+        .or_else(|| crate::store::default_path(env));
+    let store = match path {
+        Some(path) => Store::open(&path)?,
+        None => {
+            warn!(
+                "store.path is not set and STATE_DIRECTORY is not either: alert state and \
+                 undelivered notifications are kept in memory and lost at exit"
+            );
+            Store::open_in_memory()?
+        }
+    };
+    let saved = store.load_alerts()?;
+    let restored = engine.restore(&saved, Instant::now(), SystemTime::now());
+    notifier.attach_store(store.clone());
+    let resumed = notifier.resume(&store)?;
+    info!(
+        path = %store.path().display(),
+        restored_alerts = restored,
+        resumed_deliveries = resumed,
+        "state restored"
+    );
+    Ok(Journal::new(store, notifier.receiver_names()))
 }
 
 fn log_transition(transition: &Transition) {

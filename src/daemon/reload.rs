@@ -103,6 +103,8 @@ impl Daemon {
         // Resolved notices of removed alerts go out through the receivers they fired on.
         self.deliver(transitions);
         if let Some(notifier) = notifier {
+            notifier.attach_store(self.journal.store().clone());
+            self.journal.set_receivers(notifier.receiver_names());
             let old = std::mem::replace(&mut self.notifier, notifier);
             tokio::spawn(old.shutdown(super::SHUTDOWN_GRACE));
         }

@@ -22,7 +22,7 @@ pub use notifier::{Notifier, NotifierOptions, ReceiverCounts, ReceiverKind};
 pub use otlp::OtlpLogReceiver;
 pub use render::{
     AlertLogRecord, AttributeValue, body, fired_for, format_utc, log_severity, render_message,
-    subject,
+    subject, transition_key,
 };
 pub use retry::Backoff;
 

@@ -1,8 +1,12 @@
 //! The notifier: one queue and one tokio task per receiver, with retries and backoff.
+//!
+//! With a store attached, each queued transition carries its outbox id, and the receiver's task
+//! records the outcome in the outbox once delivery ended, so that an undelivered transition is
+//! sent again after a restart.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -14,10 +18,20 @@ use tracing::{error, warn};
 use super::email::EmailReceiver;
 use super::file_sink::FileSink;
 use super::otlp::OtlpLogReceiver;
-use super::retry::{Backoff, deliver_with_retry};
+use super::retry::{Backoff, RetryOutcome, deliver_with_retry};
 use super::{DeliveryError, NotifyError};
 use crate::alert::Transition;
 use crate::config::Receivers;
+use crate::store::{DeliveryStatus, OutboxEntry, Store, StoreError};
+
+/// The store shared by a notifier and its tasks, set once by [`Notifier::attach_store`].
+type SharedStore = Arc<OnceLock<Store>>;
+
+/// One transition in a receiver's queue, with its outbox id when it was committed.
+struct Queued {
+    outbox_id: Option<i64>,
+    transition: Transition,
+}
 
 /// Settings of the notifier that the configuration file does not set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +134,7 @@ impl RetriedReceiver {
 
 struct ReceiverHandle {
     kind: ReceiverKind,
-    queue: mpsc::Sender<Transition>,
+    queue: mpsc::Sender<Queued>,
     task: JoinHandle<()>,
     stats: Arc<ReceiverStats>,
 }
@@ -132,6 +146,7 @@ struct ReceiverHandle {
 pub struct Notifier {
     receivers: Vec<ReceiverHandle>,
     otlp: Option<Arc<OtlpLogReceiver>>,
+    store: SharedStore,
 }
 
 impl Notifier {
@@ -182,45 +197,85 @@ impl Notifier {
             None => None,
         };
 
+        let store = SharedStore::default();
         let mut handles = Vec::new();
         if let Some(email) = email {
             let receiver = RetriedReceiver::Email(email);
-            handles.push(spawn_retried(ReceiverKind::Email, receiver, &options));
+            handles.push(spawn_retried(
+                ReceiverKind::Email,
+                receiver,
+                &options,
+                store.clone(),
+            ));
         }
         if let Some(otlp) = &otlp {
-            handles.push(spawn_otlp(otlp.clone(), otlp_stats, &options));
+            handles.push(spawn_otlp(
+                otlp.clone(),
+                otlp_stats,
+                &options,
+                store.clone(),
+            ));
         }
         if let Some(file) = file {
             handles.push(spawn_retried(
                 ReceiverKind::File,
                 RetriedReceiver::File(file),
                 &options,
+                store.clone(),
             ));
         }
         Ok(Notifier {
             receivers: handles,
             otlp,
+            store,
         })
     }
 
-    /// Queues a transition for every receiver and returns at once. When a receiver's queue is
-    /// full, the transition is dropped for that receiver, logged and counted as failed.
+    /// Makes every receiver record its delivery outcomes in `store`. Only the first store
+    /// attached is used.
+    pub fn attach_store(&self, store: Store) {
+        if self.store.set(store).is_err() {
+            warn!("the notifier already has a store, keeping the first one");
+        }
+    }
+
+    /// Returns the names of the running receivers (`email`, `otlp`, `file`), which key their
+    /// outbox rows.
+    pub fn receiver_names(&self) -> Vec<&'static str> {
+        self.receivers
+            .iter()
+            .map(|receiver| receiver.kind.as_str())
+            .collect()
+    }
+
+    /// Queues a transition that was not committed for every receiver and returns at once.
+    /// When a receiver's queue is full, the transition is dropped for that receiver, logged and
+    /// counted as failed.
     pub fn send(&self, transition: Transition) {
         for receiver in &self.receivers {
-            receiver.stats.pending.fetch_add(1, Ordering::Relaxed);
-            let alert_id = transition.alert_id.clone();
-            let reason = match receiver.queue.try_send(transition.clone()) {
-                Ok(()) => continue,
-                Err(TrySendError::Full(_)) => "queue full",
-                Err(TrySendError::Closed(_)) => "receiver task stopped",
-            };
-            receiver.stats.pending.fetch_sub(1, Ordering::Relaxed);
-            receiver.stats.add_failed(1);
-            error!(
-                receiver = receiver.kind.as_str(),
-                alert_id, reason, "notification dropped"
-            );
+            enqueue(receiver, None, transition.clone());
         }
+    }
+
+    /// Queues a committed transition for every receiver, like [`Notifier::send`]. A
+    /// transition dropped from a full queue stays pending in the outbox.
+    pub fn dispatch(&self, entry: &OutboxEntry) {
+        for receiver in &self.receivers {
+            enqueue(receiver, Some(entry.id), entry.transition.clone());
+        }
+    }
+
+    /// Queues every transition that `store` has as pending for a running receiver, oldest
+    /// first, and returns how many deliveries were queued.
+    pub fn resume(&self, store: &Store) -> Result<usize, StoreError> {
+        let mut queued = 0;
+        for receiver in &self.receivers {
+            for entry in store.pending(receiver.kind.as_str())? {
+                enqueue(receiver, Some(entry.id), entry.transition);
+                queued += 1;
+            }
+        }
+        Ok(queued)
     }
 
     /// Returns the kinds of the running receivers, in start order.
@@ -289,20 +344,92 @@ impl Notifier {
     }
 }
 
+/// Queues one transition for one receiver, or logs and counts it as failed when the queue is
+/// full or the task stopped.
+fn enqueue(receiver: &ReceiverHandle, outbox_id: Option<i64>, transition: Transition) {
+    receiver.stats.pending.fetch_add(1, Ordering::Relaxed);
+    let alert_id = transition.alert_id.clone();
+    let queued = Queued {
+        outbox_id,
+        transition,
+    };
+    let reason = match receiver.queue.try_send(queued) {
+        Ok(()) => return,
+        Err(TrySendError::Full(_)) => "queue full",
+        Err(TrySendError::Closed(_)) => "receiver task stopped",
+    };
+    receiver.stats.pending.fetch_sub(1, Ordering::Relaxed);
+    receiver.stats.add_failed(1);
+    error!(
+        receiver = receiver.kind.as_str(),
+        alert_id, outbox_id, reason, "notification dropped"
+    );
+}
+
+/// Records the outcome of one delivery in the outbox, when the notifier has a store and the
+/// transition was committed. The write runs on the blocking pool because it waits for fsync.
+async fn record_outcome(
+    store: &SharedStore,
+    kind: ReceiverKind,
+    queued: &Queued,
+    outcome: &RetryOutcome,
+) {
+    let (Some(store), Some(id)) = (store.get(), queued.outbox_id) else {
+        return;
+    };
+    let store = store.clone();
+    let (status, attempts, message) = match outcome {
+        RetryOutcome::Delivered { attempts } => (DeliveryStatus::Delivered, *attempts, None),
+        RetryOutcome::GaveUp { attempts, error } => {
+            let status = if error.permanent {
+                DeliveryStatus::Failed
+            } else {
+                // NOTE: a transient failure that outlasts every attempt stays pending, so it is
+                // delivered again at the next start but not earlier.
+                DeliveryStatus::Pending
+            };
+            (status, *attempts, Some(error.message.clone()))
+        }
+    };
+    let receiver = kind.as_str();
+    let written = tokio::task::spawn_blocking(move || {
+        store.record_delivery(id, receiver, status, attempts, message.as_deref())
+    })
+    .await;
+    let failure = match written {
+        Ok(Ok(())) => return,
+        Ok(Err(error)) => error.to_string(),
+        Err(join_error) => join_error.to_string(),
+    };
+    error!(
+        receiver,
+        alert_id = queued.transition.alert_id,
+        outbox_id = id,
+        error = failure,
+        "cannot record the delivery in the outbox, it will be delivered again after a restart"
+    );
+}
+
+// TODO: a receiver down longer than a configured `fallback_after` should hand its outbox
+// rows to the receiver named by `fallback`. Neither key exists yet, so a dead receiver only
+// retries.
 fn spawn_retried(
     kind: ReceiverKind,
     receiver: RetriedReceiver,
     options: &NotifierOptions,
+    store: SharedStore,
 ) -> ReceiverHandle {
-    let (queue, mut incoming) = mpsc::channel::<Transition>(options.queue_capacity.max(1));
+    let (queue, mut incoming) = mpsc::channel::<Queued>(options.queue_capacity.max(1));
     let stats = Arc::new(ReceiverStats::default());
     let task_stats = stats.clone();
     let backoff = options.backoff.clone();
     let task = tokio::spawn(async move {
-        while let Some(transition) = incoming.recv().await {
-            let attempt = || receiver.deliver(&transition);
+        while let Some(queued) = incoming.recv().await {
+            let transition = &queued.transition;
+            let attempt = || receiver.deliver(transition);
             let alert_id = transition.alert_id.as_str();
-            deliver_with_retry(kind, alert_id, &backoff, &task_stats, attempt).await;
+            let outcome = deliver_with_retry(kind, alert_id, &backoff, &task_stats, attempt).await;
+            record_outcome(&store, kind, &queued, &outcome).await;
             task_stats.pending.fetch_sub(1, Ordering::Relaxed);
         }
     });
@@ -318,12 +445,17 @@ fn spawn_otlp(
     otlp: Arc<OtlpLogReceiver>,
     stats: Arc<ReceiverStats>,
     options: &NotifierOptions,
+    store: SharedStore,
 ) -> ReceiverHandle {
-    let (queue, mut incoming) = mpsc::channel::<Transition>(options.queue_capacity.max(1));
+    let (queue, mut incoming) = mpsc::channel::<Queued>(options.queue_capacity.max(1));
     let task_stats = stats.clone();
     let task = tokio::spawn(async move {
-        while let Some(transition) = incoming.recv().await {
-            otlp.emit(&transition);
+        while let Some(queued) = incoming.recv().await {
+            // The batch processor retries the export itself, so handing the record over counts
+            // as delivered in the outbox.
+            otlp.emit(&queued.transition);
+            let outcome = RetryOutcome::Delivered { attempts: 1 };
+            record_outcome(&store, ReceiverKind::Otlp, &queued, &outcome).await;
             task_stats.pending.fetch_sub(1, Ordering::Relaxed);
         }
     });

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use lettre::Message;
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Mailboxes};
 use opentelemetry::logs::Severity as LogSeverity;
 use serde::Serialize;
@@ -81,14 +81,45 @@ pub fn body(transition: &Transition) -> String {
         lines.push(format!("Fired for:  {fired}"));
     }
     lines.push(format!("Alert id:   {}", transition.alert_id));
+    lines.push(format!("Transition: {}", transition.sequence));
     lines.push(String::new());
     lines.push("Sent by loftwatch.".to_owned());
     lines.join("\n")
 }
 
-/// Renders the email for a transition: the subject and body above, `text/plain; charset=utf-8`
-/// (lettre picks quoted-printable or base64 for non-ASCII text and RFC 2047 encoded-words for
-/// the subject), dated at the transition time.
+/// Returns the key that identifies a transition across retries and restarts:
+/// `0d4975750d6a7031 3 firing` (alert id, sequence number, state). A receiver that gets one
+/// key twice received a redelivery.
+pub fn transition_key(transition: &Transition) -> String {
+    format!(
+        "{} {} {}",
+        transition.alert_id,
+        transition.sequence,
+        transition.kind.as_str()
+    )
+}
+
+/// The `X-Loftwatch-Transition` email header, whose value is [`transition_key`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitionHeader(pub String);
+
+impl Header for TransitionHeader {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("X-Loftwatch-Transition")
+    }
+
+    fn parse(text: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(TransitionHeader(text.to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// Renders the email for a transition: the subject and body above, an `X-Loftwatch-Transition`
+/// header, `text/plain; charset=utf-8` (lettre picks quoted-printable or base64 for non-ASCII
+/// text and RFC 2047 encoded-words for the subject), dated at the transition time.
 pub fn render_message(
     transition: &Transition,
     from: &Mailbox,
@@ -99,7 +130,8 @@ pub fn render_message(
         .from(from.clone())
         .subject(subject(transition))
         .date(transition.at)
-        .header(ContentType::TEXT_PLAIN);
+        .header(ContentType::TEXT_PLAIN)
+        .header(TransitionHeader(transition_key(transition)));
     for mailbox in recipients {
         builder = builder.to(mailbox);
     }
@@ -210,6 +242,7 @@ mod tests {
         };
         Transition {
             alert_id: "auth-down/me".to_owned(),
+            sequence: 1,
             kind,
             rule: Arc::from("Auth down"),
             probe: Arc::from("me"),

@@ -39,6 +39,19 @@ impl Backoff {
     }
 }
 
+/// Outcome of the delivery of one notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum RetryOutcome {
+    Delivered {
+        attempts: u32,
+    },
+    /// The last error was permanent, or every attempt failed.
+    GaveUp {
+        attempts: u32,
+        error: DeliveryError,
+    },
+}
+
 /// Runs `deliver` until it succeeds, fails permanently or has used every attempt of `backoff`,
 /// sleeping the backoff delay between attempts, and counts the outcome in `stats`.
 pub(super) async fn deliver_with_retry<F, Fut>(
@@ -47,7 +60,8 @@ pub(super) async fn deliver_with_retry<F, Fut>(
     backoff: &Backoff,
     stats: &ReceiverStats,
     mut deliver: F,
-) where
+) -> RetryOutcome
+where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), DeliveryError>>,
 {
@@ -61,7 +75,7 @@ pub(super) async fn deliver_with_retry<F, Fut>(
                     receiver = receiver_name,
                     alert_id, attempt, "notification delivered"
                 );
-                return;
+                return RetryOutcome::Delivered { attempts: attempt };
             }
             Err(error) => error,
         };
@@ -76,7 +90,10 @@ pub(super) async fn deliver_with_retry<F, Fut>(
                 error = %error,
                 "notification lost"
             );
-            return;
+            return RetryOutcome::GaveUp {
+                attempts: attempt,
+                error,
+            };
         }
         let delay = backoff.delay(attempt);
         warn!(
@@ -117,7 +134,7 @@ mod tests {
             let next = errors.lock().unwrap().next();
             async move { next.map_or(Ok(()), Err) }
         };
-        deliver_with_retry(
+        let outcome = deliver_with_retry(
             ReceiverKind::Email,
             "auth-down/me",
             &test_backoff(),
@@ -125,7 +142,14 @@ mod tests {
             deliver,
         )
         .await;
-        times.into_inner().unwrap()
+        let times = times.into_inner().unwrap();
+        let expected_attempts = u32::try_from(times.len()).unwrap();
+        match outcome {
+            RetryOutcome::Delivered { attempts } | RetryOutcome::GaveUp { attempts, .. } => {
+                assert_eq!(attempts, expected_attempts);
+            }
+        }
+        times
     }
 
     fn refused() -> DeliveryError {
