@@ -103,6 +103,7 @@ fn firing(alert_id: &str) -> Transition {
         summary: "Auth down on me: 3 responses 401 in 1m".to_owned(),
         at,
         firing_since: at,
+        sequence: 1,
     }
 }
 
