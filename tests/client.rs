@@ -38,6 +38,8 @@ fn config(base_url: &str) -> SalesloftConfig {
             backoff_base: Duration::from_millis(20),
             backoff_max: Duration::from_millis(80),
         },
+        breaker: Default::default(),
+        budget: Default::default(),
     }
 }
 
@@ -59,6 +61,7 @@ fn spec(name: &str, method: &str, path: &str) -> ProbeSpec {
         expect_status: vec![200],
         assertions: Vec::new(),
         latency_baseline: Duration::from_millis(300),
+        priority: Default::default(),
     }
 }
 

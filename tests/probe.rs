@@ -152,6 +152,8 @@ fn client(base_url: &str) -> Client {
         user_agent: "loftwatch-test/1".to_owned(),
         auth: AuthConfig::ApiKey,
         retry: RetryPolicy::never(),
+        breaker: Default::default(),
+        budget: Default::default(),
     };
     Client::new(&config, Secret::new(TOKEN)).unwrap()
 }
@@ -179,6 +181,7 @@ fn spec() -> ProbeSpec {
             },
         ],
         latency_baseline: Duration::from_millis(300),
+        priority: Default::default(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! validation turns them into [`Config`]. Every error names the file, line and column, the key
 //! and the bad value.
 
+mod budget;
 mod error;
 mod items;
 mod raw;
@@ -13,6 +14,7 @@ mod validate;
 
 use std::path::Path;
 
+pub use budget::{BudgetReport, ProbeCost, check_budget, cost_per_minute};
 pub use error::{ConfigError, ConfigIssue};
 pub use rules::is_loopback;
 pub use types::*;

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use reqwest::{Method, Response, Url};
 use tokio::time::Instant;
 
-use super::{Bearer, GaiResolver, OAuthError, OAuthSession, RateLimitPauses, RetryPolicy, Secret};
+use super::{
+    Bearer, BudgetSettings, CircuitBreakers, GaiResolver, OAuthError, OAuthSession, RateBudget,
+    RateLimitPauses, RetryPolicy, Secret,
+};
 use crate::config::SalesloftConfig;
 
 /// The client could not be built from the configuration.
@@ -66,6 +69,9 @@ pub struct Client {
     auth: Auth,
     retry: RetryPolicy,
     pauses: Arc<RateLimitPauses>,
+    breakers: Arc<CircuitBreakers>,
+    budget: Arc<RateBudget>,
+    budget_settings: BudgetSettings,
 }
 
 impl Client {
@@ -109,6 +115,9 @@ impl Client {
             auth,
             retry: config.retry,
             pauses: Arc::new(RateLimitPauses::new()),
+            breakers: Arc::new(CircuitBreakers::new(config.breaker)),
+            budget: Arc::new(RateBudget::new()),
+            budget_settings: config.budget,
         })
     }
 
@@ -148,6 +157,21 @@ impl Client {
     /// Returns the rate-limit pauses this client records into.
     pub fn pauses(&self) -> &Arc<RateLimitPauses> {
         &self.pauses
+    }
+
+    /// Returns the circuit breakers this client's probes report to.
+    pub fn breakers(&self) -> &Arc<CircuitBreakers> {
+        &self.breakers
+    }
+
+    /// Returns the latest remaining budget seen per host.
+    pub fn budget(&self) -> &Arc<RateBudget> {
+        &self.budget
+    }
+
+    /// Returns the configured rate budget.
+    pub fn budget_settings(&self) -> BudgetSettings {
+        self.budget_settings
     }
 
     /// Returns the end of the rate-limit pause of this client's host, if one is running.
@@ -197,6 +221,18 @@ impl Client {
             request = request.header(AUTHORIZATION, header);
         }
         let response = request.send().await?;
+        let rate_limit = crate::probe::read_rate_limit(response.headers());
+        tracing::debug!(
+            host = %self.host,
+            %path,
+            status = response.status().as_u16(),
+            cost = rate_limit.cost,
+            remaining = rate_limit.remaining,
+            "rate-limit headers"
+        );
+        if let Some(remaining) = rate_limit.remaining {
+            self.budget.record(&self.host, remaining);
+        }
         if response.status().as_u16() == 429 {
             self.pauses
                 .record_429(&self.host, started, response.headers());
@@ -255,6 +291,8 @@ mod tests {
             user_agent: "loftwatch-test".to_owned(),
             auth: crate::config::AuthConfig::ApiKey,
             retry: RetryPolicy::default(),
+            breaker: Default::default(),
+            budget: Default::default(),
         }
     }
 
