@@ -39,6 +39,8 @@ fn config(base_url: &str) -> SalesloftConfig {
             backoff_max: Duration::from_millis(80),
         },
         pause_on_429: true,
+        breaker: Default::default(),
+        budget: Default::default(),
     }
 }
 
@@ -60,6 +62,7 @@ fn spec(name: &str, method: &str, path: &str) -> ProbeSpec {
         expect_status: vec![200],
         assertions: Vec::new(),
         latency_baseline: Duration::from_millis(300),
+        priority: Default::default(),
     }
 }
 

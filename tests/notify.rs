@@ -504,6 +504,7 @@ fn probe_spec() -> ProbeSpec {
         expect_status: vec![200],
         assertions: Vec::new(),
         latency_baseline: Duration::from_millis(300),
+        priority: Default::default(),
     }
 }
 

@@ -153,6 +153,8 @@ fn client(base_url: &str) -> Client {
         auth: AuthConfig::ApiKey,
         retry: RetryPolicy::never(),
         pause_on_429: true,
+        breaker: Default::default(),
+        budget: Default::default(),
     };
     Client::new(&config, Secret::new(TOKEN)).unwrap()
 }
@@ -180,6 +182,7 @@ fn spec() -> ProbeSpec {
             },
         ],
         latency_baseline: Duration::from_millis(300),
+        priority: Default::default(),
     }
 }
 

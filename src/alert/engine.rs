@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use super::state::{AlertStatus, Change, Instance, SavedAlert};
-use super::{Aggregate, AlertState, Measurement, Transition, TransitionKind, text};
+use super::{
+    Aggregate, AlertState, EvalContext, Measurement, NoSignals, Transition, TransitionKind, text,
+};
 use crate::config::{ProbeSpec, RuleSpec};
 use crate::stats::Recorder;
 
@@ -113,6 +115,19 @@ impl Engine {
         wall: SystemTime,
         probe: Option<&str>,
     ) -> Vec<Transition> {
+        self.evaluate_with(recorder, &NoSignals, now, wall, probe)
+    }
+
+    /// Evaluates like [`Engine::evaluate`], reading the live values of signal rules such as
+    /// `circuit_open` from `context`.
+    pub fn evaluate_with(
+        &mut self,
+        recorder: &Recorder,
+        context: &dyn EvalContext,
+        now: Instant,
+        wall: SystemTime,
+        probe: Option<&str>,
+    ) -> Vec<Transition> {
         let mut transitions = Vec::new();
         for rule in &self.rules {
             for (name, baseline) in &self.probes {
@@ -120,7 +135,10 @@ impl Engine {
                     continue;
                 }
                 let window = recorder.window(name, now, rule.window);
-                let evaluation = rule.expr.evaluate(&window, rule.min_samples, *baseline);
+                let signals = context.signals(name);
+                let evaluation =
+                    rule.expr
+                        .evaluate_with(&window, rule.min_samples, *baseline, &signals);
                 let key = (Arc::clone(&rule.name), Arc::clone(name));
                 let instance = self
                     .instances
@@ -326,8 +344,14 @@ impl Context<'_> {
                 format!("{value} {subject} in {window} on probe {probe}")
             }
             Aggregate::Rate(_) => format!("{value} {subject} over {window} on probe {probe}"),
-            Aggregate::Quantile(_) | Aggregate::Max => {
+            Aggregate::Quantile(_)
+            | Aggregate::Max
+            | Aggregate::MinRemaining
+            | Aggregate::LastRemaining => {
                 format!("{subject} {value} in {window} on probe {probe} (threshold {threshold})")
+            }
+            Aggregate::Signal(_) => {
+                format!("{subject}: {value} on probe {probe} (threshold {threshold})")
             }
         }
     }

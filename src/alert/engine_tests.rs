@@ -29,6 +29,7 @@ fn probe(name: &str, method: &str, baseline_ms: u64) -> ProbeSpec {
         expect_status: vec![200],
         assertions: Vec::new(),
         latency_baseline: Duration::from_millis(baseline_ms),
+        priority: Default::default(),
     }
 }
 

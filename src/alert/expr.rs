@@ -30,6 +30,35 @@ pub enum Aggregate {
     Quantile(f64),
     /// `max`: the largest latency sample.
     Max,
+    /// `min(ratelimit_remaining)`: the smallest `x-ratelimit-remaining-minute` in the window.
+    MinRemaining,
+    /// `last(ratelimit_remaining)`: the newest `x-ratelimit-remaining-minute` in the window.
+    LastRemaining,
+    /// A live value of SalesLoft's health, read when the rule is evaluated.
+    Signal(Signal),
+}
+
+/// A live value that rules read from the daemon rather than from the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// `circuit_open`: 1 while the circuit breaker of the probe's host is open or half-open.
+    CircuitOpen,
+    /// `token_refresh_failing`: 1 while the last OAuth token refresh failed.
+    TokenRefreshFailing,
+    /// `token_expires_in`: seconds until the OAuth access token expires.
+    TokenExpiresIn,
+}
+
+/// The live values of one probe at evaluation time; `None` is no data.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Signals {
+    /// Whether the breaker of the probe's host is open or half-open.
+    pub circuit_open: Option<bool>,
+    /// Whether the last OAuth token refresh failed; `None` with an API key.
+    pub token_refresh_failing: Option<bool>,
+    /// Time until the OAuth access token expires; `None` with an API key or before the first
+    /// token.
+    pub token_expires_in: Option<Duration>,
 }
 
 impl Aggregate {
@@ -93,6 +122,10 @@ pub enum Measurement {
     /// Share from 0 to 1.
     Ratio(f64),
     Latency(Duration),
+    /// A plain value: a remaining budget, or 0 and 1 for a flag.
+    Number(f64),
+    /// Seconds, such as the time until a token expires.
+    Seconds(f64),
 }
 
 impl Measurement {
@@ -104,6 +137,7 @@ impl Measurement {
             Measurement::Rate(rate) => rate,
             Measurement::Ratio(share) => share * 100.0,
             Measurement::Latency(latency) => latency.as_secs_f64() * 1000.0,
+            Measurement::Number(value) | Measurement::Seconds(value) => value,
         }
     }
 }
@@ -116,6 +150,8 @@ impl fmt::Display for Measurement {
             Measurement::Rate(rate) => write!(f, "{}/min", text::number(*rate)),
             Measurement::Ratio(share) => write!(f, "{} %", text::number(share * 100.0)),
             Measurement::Latency(latency) => f.write_str(&text::latency(*latency)),
+            Measurement::Number(value) => f.write_str(&text::number(*value)),
+            Measurement::Seconds(value) => write!(f, "{} s", text::number(*value)),
         }
     }
 }
@@ -139,6 +175,30 @@ impl Expr {
         min_samples: u32,
         baseline: Duration,
     ) -> Option<Evaluation> {
+        self.evaluate_with(window, min_samples, baseline, &Signals::default())
+    }
+
+    /// Evaluates the expression like [`Expr::evaluate`], reading live values from `signals`.
+    /// A signal ignores the window and `min_samples`, and has no data when its value is `None`.
+    pub fn evaluate_with(
+        &self,
+        window: &Window<'_>,
+        min_samples: u32,
+        baseline: Duration,
+        signals: &Signals,
+    ) -> Option<Evaluation> {
+        if let Aggregate::Signal(signal) = self.aggregate {
+            let value = match signal {
+                Signal::CircuitOpen => Measurement::Number(flag(signals.circuit_open?)),
+                Signal::TokenRefreshFailing => {
+                    Measurement::Number(flag(signals.token_refresh_failing?))
+                }
+                Signal::TokenExpiresIn => {
+                    Measurement::Seconds(signals.token_expires_in?.as_secs_f64())
+                }
+            };
+            return self.compare(value, baseline);
+        }
         let available = if self.aggregate.is_latency() {
             window.samples()
         } else {
@@ -153,8 +213,20 @@ impl Expr {
             Aggregate::Ratio(filter) => Measurement::Ratio(window.ratio(filter)?),
             Aggregate::Quantile(q) => Measurement::Latency(window.quantile(*q)?),
             Aggregate::Max => Measurement::Latency(window.max()?),
+            Aggregate::MinRemaining => Measurement::Number(f64::from(window.min_remaining()?)),
+            Aggregate::LastRemaining => Measurement::Number(f64::from(window.last_remaining()?)),
+            // Handled above.
+            Aggregate::Signal(_) => return None,
         };
+        self.compare(value, baseline)
+    }
+
+    fn compare(&self, value: Measurement, baseline: Duration) -> Option<Evaluation> {
         let holds = match (value, &self.threshold) {
+            (
+                Measurement::Number(number) | Measurement::Seconds(number),
+                Threshold::Number(limit),
+            ) => self.op.holds(number, *limit),
             (Measurement::Count(count), Threshold::Number(limit)) => {
                 self.op.holds(count as f64, *limit)
             }
@@ -197,8 +269,18 @@ impl Expr {
             Aggregate::Ratio(filter) => format!("of {}", matching_text(filter, false)),
             Aggregate::Quantile(q) => format!("{} latency", text::quantile_name(*q)),
             Aggregate::Max => "max latency".to_owned(),
+            Aggregate::MinRemaining => "minimum rate budget remaining".to_owned(),
+            Aggregate::LastRemaining => "rate budget remaining".to_owned(),
+            Aggregate::Signal(Signal::CircuitOpen) => "circuit breaker open".to_owned(),
+            Aggregate::Signal(Signal::TokenRefreshFailing) => "token refresh failing".to_owned(),
+            Aggregate::Signal(Signal::TokenExpiresIn) => "token expires in".to_owned(),
         }
     }
+}
+
+/// Returns 1 for true and 0 for false.
+fn flag(value: bool) -> f64 {
+    if value { 1.0 } else { 0.0 }
 }
 
 /// Names what a filter selects. A status comparison only matches results with a response, so

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::probe::Outcome;
 use crate::stats::{Filter, StatusOp};
 
-use super::expr::{Aggregate, CompareOp, Expr, Threshold};
+use super::expr::{Aggregate, CompareOp, Expr, Signal, Threshold};
 use super::lexer::{Spanned, Token, error, tokenize};
 
 /// A rule expression that could not be parsed.
@@ -44,7 +44,9 @@ struct Parser<'a> {
 }
 
 const AGGREGATES: &str = "count(...), rate(...), ratio(...), p50, p90, p95, p99, p999, \
-                          quantile(q) or max";
+                          quantile(q), max, min(ratelimit_remaining), \
+                          last(ratelimit_remaining), circuit_open, token_refresh_failing or \
+                          token_expires_in";
 
 impl<'a> Parser<'a> {
     fn peek(&self) -> Spanned<'a> {
@@ -108,6 +110,19 @@ impl<'a> Parser<'a> {
             "rate" => Ok(Aggregate::Rate(self.call_filter(true)?)),
             "ratio" => Ok(Aggregate::Ratio(self.call_filter(false)?)),
             "max" => Ok(Aggregate::Max),
+            "circuit_open" => Ok(Aggregate::Signal(Signal::CircuitOpen)),
+            "token_refresh_failing" => Ok(Aggregate::Signal(Signal::TokenRefreshFailing)),
+            "token_expires_in" => Ok(Aggregate::Signal(Signal::TokenExpiresIn)),
+            "min" | "last" => {
+                self.expect(Token::Open, "`(ratelimit_remaining)`")?;
+                self.expect(Token::Ident("ratelimit_remaining"), "`ratelimit_remaining`")?;
+                self.expect(Token::Close, "`)` after `ratelimit_remaining`")?;
+                Ok(if name == "min" {
+                    Aggregate::MinRemaining
+                } else {
+                    Aggregate::LastRemaining
+                })
+            }
             "quantile" => {
                 self.expect(Token::Open, "`(` after `quantile`")?;
                 let argument = self.next();
@@ -295,7 +310,24 @@ impl<'a> Parser<'a> {
         }
         let number = token.text;
         match (aggregate, unit_name) {
-            (Aggregate::Count(_) | Aggregate::Rate(_), None) => Ok(Threshold::Number(value)),
+            (
+                Aggregate::Count(_)
+                | Aggregate::Rate(_)
+                | Aggregate::MinRemaining
+                | Aggregate::LastRemaining
+                | Aggregate::Signal(_),
+                None,
+            ) => Ok(Threshold::Number(value)),
+            (
+                Aggregate::MinRemaining | Aggregate::LastRemaining | Aggregate::Signal(_),
+                Some(unit),
+            ) => error(
+                unit_token.offset,
+                format!(
+                    "this aggregate compares with a plain number (seconds for \
+                     token_expires_in), found unit `{unit}` after {number}"
+                ),
+            ),
             (Aggregate::Count(_) | Aggregate::Rate(_), Some(unit)) => error(
                 unit_token.offset,
                 format!(

@@ -110,19 +110,56 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
+/// Validates the file, prints each probe's cost per minute of the team's rate budget, and
+/// rejects a configuration over `budget_share` or with a page deeper than 100.
 fn validate(path: &std::path::Path) -> ExitCode {
-    match load(path) {
-        Ok(config) => {
-            println!(
-                "{}: valid: {} probes, {} rules",
-                path.display(),
-                config.probes.len(),
-                config.rules.len()
-            );
-            ExitCode::SUCCESS
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    // `load` has read the file, so a failure here is a file changed in between.
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let file = path.display().to_string();
+    let budget = config::check_budget(&config, &text, &file);
+    let report = match &budget {
+        Ok(report) => report.clone(),
+        Err(_) => {
+            let probes: Vec<_> = config.probes.iter().map(config::cost_per_minute).collect();
+            let total = probes.iter().map(config::ProbeCost::per_minute).sum();
+            config::BudgetReport {
+                probes,
+                total,
+                allowed: config.salesloft.budget.allowed_cost(),
+            }
         }
-        Err(code) => code,
+    };
+    for probe in &report.probes {
+        println!(
+            "probe {:?}: {:.1} per minute ({:.2} runs x cost {})",
+            probe.probe,
+            probe.per_minute(),
+            probe.runs_per_minute,
+            probe.request_cost
+        );
     }
+    println!(
+        "rate budget: probes cost {:.1} per minute of {:.1} allowed (budget_share {} of {})",
+        report.total,
+        report.allowed,
+        config.salesloft.budget.share,
+        config.salesloft.budget.per_minute
+    );
+    if let Err(error) = budget {
+        eprintln!("{error}");
+        eprintln!("{file}: invalid configuration");
+        return ExitCode::from(2);
+    }
+    println!(
+        "{file}: valid: {} probes, {} rules",
+        config.probes.len(),
+        config.rules.len()
+    );
+    ExitCode::SUCCESS
 }
 
 pub(crate) fn process_env() -> loftwatch::daemon::EnvLookup {

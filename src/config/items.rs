@@ -56,6 +56,7 @@ impl Validator<'_> {
             );
             self.error(raw.path.span(), &format!("{key}.path"), message);
         }
+        let priority = self.priority(raw.priority.as_ref(), &format!("{key}.priority"));
         let schedule = self.schedule(key, name, &raw)?;
         let timeout = self.positive(
             raw.timeout.as_ref(),
@@ -108,6 +109,7 @@ impl Validator<'_> {
             expect_status,
             assertions,
             latency_baseline,
+            priority,
         })
     }
 

@@ -4,6 +4,7 @@
 //! validation turns them into [`Config`]. Every error names the file, line and column, the key
 //! and the bad value.
 
+mod budget;
 mod error;
 mod items;
 mod raw;
@@ -14,6 +15,7 @@ mod validate;
 
 use std::path::Path;
 
+pub use budget::{BudgetReport, ProbeCost, check_budget, cost_per_minute};
 pub use error::{ConfigError, ConfigIssue};
 pub use rules::is_loopback;
 pub use server::DEFAULT_LISTEN;

@@ -47,6 +47,11 @@ pub(crate) struct RawSalesloft {
     pub retry_backoff: Option<Text>,
     pub retry_backoff_max: Option<Text>,
     pub pause_on_429: Option<bool>,
+    pub breaker_failures: Option<Spanned<i64>>,
+    pub breaker_open_for: Option<Text>,
+    pub budget_per_minute: Option<Spanned<i64>>,
+    pub budget_share: Option<Spanned<f64>>,
+    pub budget_floor: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +84,7 @@ pub(crate) struct RawProbe {
     pub expect_status: Option<Spanned<Vec<i64>>>,
     pub expect_json: Option<BTreeMap<String, Text>>,
     pub latency_baseline: Option<Text>,
+    pub priority: Option<Text>,
 }
 
 /// A byte size: an integer, or a string such as `"1MiB"`.

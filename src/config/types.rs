@@ -45,6 +45,10 @@ pub struct SalesloftConfig {
     /// Whether a 429 pauses the host's probes until `Retry-After` or the next minute, as
     /// SalesLoft asks of clients. Off, every tick still probes and counts each 429.
     pub pause_on_429: bool,
+    /// `breaker_failures` and `breaker_open_for`: the circuit breaker of each host.
+    pub breaker: crate::salesloft::BreakerSettings,
+    /// `budget_per_minute`, `budget_share` and `budget_floor`: the team's rate budget.
+    pub budget: crate::salesloft::BudgetSettings,
 }
 
 /// The authentication of requests to SalesLoft.
@@ -127,6 +131,18 @@ pub struct ProbeSpec {
     pub assertions: Vec<JsonAssertion>,
     /// Latency baseline for the `baseline` variable of rule expressions.
     pub latency_baseline: Duration,
+    /// Whether the probe pauses while the team's budget is under `budget_floor`.
+    pub priority: Priority,
+}
+
+/// The `priority` of a probe.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Priority {
+    /// Runs whatever the team's remaining budget.
+    #[default]
+    Normal,
+    /// Pauses while the team's remaining budget is under `budget_floor`.
+    Low,
 }
 
 impl ProbeSpec {

@@ -148,9 +148,16 @@ impl<'a> Validator<'a> {
             retry_backoff: None,
             retry_backoff_max: None,
             pause_on_429: None,
+            breaker_failures: None,
+            breaker_open_for: None,
+            budget_per_minute: None,
+            budget_share: None,
+            budget_floor: None,
         });
         let auth = self.auth(&raw);
         let retry = self.retry(&raw);
+        let breaker = self.breaker(&raw);
+        let budget = self.budget(&raw);
         let base_url = match &raw.base_url {
             Some(value) => self.url(value, "salesloft.base_url"),
             None => DEFAULT_BASE_URL.to_owned(),
@@ -190,6 +197,8 @@ impl<'a> Validator<'a> {
             auth,
             retry,
             pause_on_429: raw.pause_on_429.unwrap_or(true),
+            breaker,
+            budget,
         }
     }
 

@@ -371,9 +371,13 @@ impl Daemon {
     }
 
     fn evaluate(&mut self, probe: Option<&str>) {
-        let transitions =
-            self.engine
-                .evaluate(&self.recorder, Instant::now(), SystemTime::now(), probe);
+        let transitions = self.engine.evaluate_with(
+            &self.recorder,
+            &*self.client,
+            Instant::now(),
+            SystemTime::now(),
+            probe,
+        );
         self.deliver(transitions);
         self.server_state
             .set_engine_and_receivers(&self.engine, &self.notifier);

@@ -17,4 +17,4 @@ pub use cron::{next_cron_after, parse_cron};
 pub use outcome::Outcome;
 pub use result::{ProbeResult, RateLimit};
 pub use run::{read_rate_limit, run};
-pub use schedule::{ProbeEvent, SkipReason, spawn_probe, splay_for};
+pub use schedule::{ProbeEvent, SkipReason, admit, spawn_probe, splay_for};

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::classify::{classify_error, describe_error};
 use super::{Outcome, ProbeResult, RateLimit, assert};
 use crate::config::ProbeSpec;
-use crate::salesloft::{Bearer, Client};
+use crate::salesloft::{Bearer, BreakerState, Client};
 
 /// Header with the cost of this request in the team's minute budget.
 const COST_HEADER: &str = "x-ratelimit-endpoint-cost";
@@ -35,7 +35,9 @@ const EXCERPT_CHARS: usize = 200;
 ///   client's [`RetryPolicy`](crate::salesloft::RetryPolicy). The first attempt stays the
 ///   recorded one, so rules and SLIs see what the API did; the detail names the last attempt.
 ///
-/// `attempts` counts every request sent.
+/// `attempts` counts every request sent. The run's last attempt is reported to the circuit
+/// breaker of the client's host. While that breaker is half-open the run is its one trial and
+/// is not retried.
 pub async fn run(client: &Client, spec: &ProbeSpec) -> ProbeResult {
     let started_at = SystemTime::now();
     let method = match Method::from_bytes(spec.method.as_bytes()) {
@@ -80,8 +82,9 @@ pub async fn run(client: &Client, spec: &ProbeSpec) -> ProbeResult {
     }
 
     let policy = client.retry_policy();
+    let trial = client.breakers().state(client.host()) == BreakerState::HalfOpen;
     let mut last = recorded.outcome;
-    while is_retryable(last) && policy.allows_retry(&method, attempts) {
+    while !trial && is_retryable(last) && policy.allows_retry(&method, attempts) {
         let wait = policy.backoff(attempts);
         tracing::debug!(probe = %spec.name, outcome = %last, attempts, wait_ms = wait.as_millis(), "retrying probe");
         tokio::time::sleep(wait).await;
@@ -90,6 +93,9 @@ pub async fn run(client: &Client, spec: &ProbeSpec) -> ProbeResult {
         attempts += 1;
         last = retry.outcome;
     }
+    client
+        .breakers()
+        .record(client.host(), is_breaker_failure(last));
     if attempts > 1 && last != recorded.outcome {
         let note = format!("attempt {attempts} ended {last}");
         recorded.detail = Some(match recorded.detail.take() {
@@ -116,6 +122,20 @@ pub async fn run(client: &Client, spec: &ProbeSpec) -> ProbeResult {
 /// and a timeout has already spent the attempt's deadline.
 fn is_retryable(outcome: Outcome) -> bool {
     matches!(outcome, Outcome::HttpStatus(5) | Outcome::ConnectError)
+}
+
+/// Returns whether an attempt that ended with `outcome` counts against the host's circuit
+/// breaker: a 5xx, a timeout, or a connection, DNS or TLS failure. A 4xx, including 429, is an
+/// answer from a working API, and body or assertion failures concern the probe.
+fn is_breaker_failure(outcome: Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::HttpStatus(5)
+            | Outcome::Timeout
+            | Outcome::ConnectError
+            | Outcome::DnsError
+            | Outcome::TlsError
+    )
 }
 
 /// Builds the result of a run that could send no request.
@@ -212,6 +232,9 @@ async fn exchange(
     seen.rate_limit = read_rate_limit(response.headers());
 
     let body = read_body(&mut response, spec.max_body).await;
+    if status == 422 {
+        log_unprocessable(client, spec, method, body.as_ref().ok());
+    }
     if !spec.expect_status.contains(&status) {
         // The status decides the outcome. The body was read only to time its last byte and to
         // quote its start, which usually names the error.
@@ -234,6 +257,25 @@ async fn exchange(
         body: body?,
         at: Instant::now(),
     })
+}
+
+/// Logs a 422 response at warn with the request (probes send no body, so its method and
+/// path) and the `errors` object of the response, with every secret of the client redacted.
+fn log_unprocessable(client: &Client, spec: &ProbeSpec, method: &Method, body: Option<&Bytes>) {
+    let errors = body
+        .and_then(|body| serde_json::from_slice::<serde_json::Value>(body).ok())
+        .and_then(|json| json.get("errors").cloned())
+        .map_or_else(
+            || body.map(|body| excerpt(body)).unwrap_or_default(),
+            |errors| errors.to_string(),
+        );
+    tracing::warn!(
+        probe = %spec.name,
+        %method,
+        path = %client.redact(&spec.path),
+        errors = %client.redact(&errors),
+        "request rejected as unprocessable (422)"
+    );
 }
 
 /// Reads the whole body, failing once it grows past `max_body` bytes.

@@ -6,7 +6,10 @@
 //!
 //! While the probe's host is paused after a 429, each tick that comes before the end of the
 //! pause is reported as skipped with [`SkipReason::RetryAfter`] instead of running. The first
-//! tick at or after the end runs, so the pause ends with one request, not a burst.
+//! tick at or after the end runs, so the pause ends with one request, not a burst. Ticks are
+//! also skipped while the host's circuit breaker is open ([`SkipReason::CircuitOpen`]) and,
+//! for `priority = "low"` probes, while the team's remaining budget is under the floor
+//! ([`SkipReason::BudgetFloor`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,8 +22,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{ProbeResult, next_cron_after, run};
-use crate::config::{ProbeSpec, Schedule};
-use crate::salesloft::Client;
+use crate::config::{Priority, ProbeSpec, Schedule};
+use crate::salesloft::{Admission, Client};
 
 /// Maximum single sleep before a cron probe reads the wall clock again, so a clock step delays
 /// a run by at most this much.
@@ -49,14 +52,30 @@ pub enum SkipReason {
     InFlight,
     /// The probe's host was paused by a 429 response (its `Retry-After`, or the next minute).
     RetryAfter,
+    /// The circuit breaker of the probe's host was open, or half-open with its trial in flight.
+    CircuitOpen,
+    /// The probe has `priority = "low"` and the team's remaining budget was under
+    /// `budget_floor`.
+    BudgetFloor,
 }
 
 impl SkipReason {
-    /// Returns the name used in logs and metrics: `in_flight` or `retry_after`.
+    /// Every reason, for exporters that pre-register series.
+    pub const ALL: [SkipReason; 4] = [
+        SkipReason::InFlight,
+        SkipReason::RetryAfter,
+        SkipReason::CircuitOpen,
+        SkipReason::BudgetFloor,
+    ];
+
+    /// Returns the name used in logs and metrics: `in_flight`, `retry_after`, `circuit_open`
+    /// or `budget_floor`.
     pub fn as_str(self) -> &'static str {
         match self {
             SkipReason::InFlight => "in_flight",
             SkipReason::RetryAfter => "retry_after",
+            SkipReason::CircuitOpen => "circuit_open",
+            SkipReason::BudgetFloor => "budget_floor",
         }
     }
 }
@@ -80,16 +99,17 @@ pub fn splay_for(name: &str, every: Duration) -> Duration {
 /// Starts the task that runs `spec` on its schedule through `client`, sending each result and
 /// skip to `events`. When `shutdown` turns true the task starts no new run, lets a run in
 /// flight finish and send its result, then ends. When the sender of `shutdown` is dropped or
-/// `events` is closed, the task ends at once and abandons a run in flight. Ticks inside a
-/// rate-limit pause of the client's host are skipped.
+/// `events` is closed, the task ends at once and abandons a run in flight. Ticks are skipped
+/// by [`admit`].
 pub fn spawn_probe(
     spec: Arc<ProbeSpec>,
     client: Arc<Client>,
     events: mpsc::UnboundedSender<ProbeEvent>,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let paused = client.clone();
-    let paused_until = move || paused.paused_until();
+    let gate_client = client.clone();
+    let priority = spec.priority;
+    let gate = move || admit(&gate_client, priority);
     let runner = move |spec: Arc<ProbeSpec>| {
         let client = client.clone();
         async move { run(&client, &spec).await }
@@ -97,11 +117,34 @@ pub fn spawn_probe(
     tokio::spawn(drive_paused(
         spec,
         runner,
-        paused_until,
+        gate,
         events,
         shutdown,
         SystemWallClock,
     ))
+}
+
+/// Decides whether a tick of a probe with `priority` runs through `client`, or why it is
+/// skipped. A 429 pause comes first, then the budget floor of low-priority probes, and the
+/// circuit breaker last, because admitting a half-open breaker's trial takes its one slot.
+pub fn admit(client: &Client, priority: Priority) -> Option<SkipReason> {
+    if client.paused_until().is_some() {
+        return Some(SkipReason::RetryAfter);
+    }
+    if priority == Priority::Low {
+        let floor = client.budget_settings().floor_remaining();
+        if client
+            .budget()
+            .remaining(client.host())
+            .is_some_and(|remaining| remaining < floor)
+        {
+            return Some(SkipReason::BudgetFloor);
+        }
+    }
+    match client.breakers().admit(client.host()) {
+        Admission::Allowed | Admission::Trial => None,
+        Admission::Rejected => Some(SkipReason::CircuitOpen),
+    }
 }
 
 /// A source of wall-clock time, so tests can drive cron schedules with a paused tokio clock.
@@ -134,24 +177,24 @@ pub(crate) async fn drive<R, F>(
     drive_paused(spec, runner, || None, events, shutdown, wall).await;
 }
 
-/// Runs one probe on its schedule. `runner` performs one run, and `paused_until` returns the
-/// end of the rate-limit pause of the probe's host if one is running.
+/// Runs one probe on its schedule. `runner` performs one run, and `gate` returns why a tick
+/// must be skipped, or `None` to run it.
 pub(crate) async fn drive_paused<R, F, P>(
     spec: Arc<ProbeSpec>,
     runner: R,
-    paused_until: P,
+    gate: P,
     events: mpsc::UnboundedSender<ProbeEvent>,
     shutdown: watch::Receiver<bool>,
     wall: impl WallClock,
 ) where
     R: Fn(Arc<ProbeSpec>) -> F + Send + 'static,
     F: Future<Output = ProbeResult> + Send,
-    P: Fn() -> Option<Instant> + Send + 'static,
+    P: Fn() -> Option<SkipReason> + Send + 'static,
 {
     let mut driver = Driver {
         spec: spec.clone(),
         runner,
-        paused_until,
+        gate,
         events,
         shutdown,
     };
@@ -167,7 +210,7 @@ pub(crate) async fn drive_paused<R, F, P>(
 struct Driver<R, P> {
     spec: Arc<ProbeSpec>,
     runner: R,
-    paused_until: P,
+    gate: P,
     events: mpsc::UnboundedSender<ProbeEvent>,
     shutdown: watch::Receiver<bool>,
 }
@@ -182,7 +225,7 @@ impl<R, F, P> Driver<R, P>
 where
     R: Fn(Arc<ProbeSpec>) -> F,
     F: Future<Output = ProbeResult>,
-    P: Fn() -> Option<Instant>,
+    P: Fn() -> Option<SkipReason>,
 {
     /// Runs at `start + splay + k * every` on the monotonic clock.
     async fn on_interval(&mut self, every: Duration, splay: Duration) {
@@ -196,8 +239,8 @@ where
             if let Flow::Stop = self.sleep_until(tick).await {
                 return;
             }
-            if self.is_paused() {
-                if let Flow::Stop = self.report(SkipReason::RetryAfter, 1) {
+            if let Some(reason) = (self.gate)() {
+                if let Flow::Stop = self.report(reason, 1) {
                     return;
                 }
                 index += 1;
@@ -229,8 +272,8 @@ where
             if let Flow::Stop = self.sleep_until_wall(next, wall).await {
                 return;
             }
-            if self.is_paused() {
-                if let Flow::Stop = self.report(SkipReason::RetryAfter, 1) {
+            if let Some(reason) = (self.gate)() {
+                if let Flow::Stop = self.report(reason, 1) {
                     return;
                 }
                 after = next;
@@ -303,11 +346,6 @@ where
         self.send(ProbeEvent::Result(result))
     }
 
-    /// Returns whether the probe's host is in a rate-limit pause now.
-    fn is_paused(&self) -> bool {
-        (self.paused_until)().is_some_and(|until| until > Instant::now())
-    }
-
     fn report_skipped(&mut self, count: u64) -> Flow {
         self.report(SkipReason::InFlight, count)
     }
@@ -320,8 +358,9 @@ where
             SkipReason::InFlight => {
                 tracing::warn!(probe = %self.spec.name, count, reason = reason.as_str(), "probe ticks skipped");
             }
-            // The pause itself was logged once by the client; a line per tick would repeat it.
-            SkipReason::RetryAfter => {
+            // The pause, the breaker and the budget log their own changes; a line per tick
+            // would repeat them.
+            SkipReason::RetryAfter | SkipReason::CircuitOpen | SkipReason::BudgetFloor => {
                 tracing::debug!(probe = %self.spec.name, count, reason = reason.as_str(), "probe ticks skipped");
             }
         }

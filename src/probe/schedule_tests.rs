@@ -18,6 +18,7 @@ fn spec(schedule: Schedule) -> Arc<ProbeSpec> {
         expect_status: vec![200],
         assertions: Vec::new(),
         latency_baseline: Duration::from_millis(300),
+        priority: Default::default(),
     })
 }
 
@@ -380,7 +381,12 @@ async fn rate_limit_pause_skips_ticks_without_burst() {
             result(&spec)
         }
     };
-    let paused_until = move || *pause.lock().unwrap();
+    let paused_until = move || {
+        let until = *pause.lock().unwrap();
+        until
+            .is_some_and(|until| until > Instant::now())
+            .then_some(SkipReason::RetryAfter)
+    };
     let (events, mut receiver) = mpsc::unbounded_channel();
     let (_stop, shutdown) = watch::channel(false);
     let wall = TestWall::starting_at("2025-06-02T14:00:00Z");

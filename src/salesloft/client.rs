@@ -6,7 +6,10 @@ use std::sync::Arc;
 use reqwest::{Method, Response, Url};
 use tokio::time::Instant;
 
-use super::{Bearer, GaiResolver, OAuthError, OAuthSession, RateLimitPauses, RetryPolicy, Secret};
+use super::{
+    Bearer, BudgetSettings, CircuitBreakers, GaiResolver, OAuthError, OAuthSession, RateBudget,
+    RateLimitPauses, RetryPolicy, Secret,
+};
 use crate::config::SalesloftConfig;
 
 /// The client could not be built from the configuration.
@@ -67,6 +70,9 @@ pub struct Client {
     retry: RetryPolicy,
     pauses: Arc<RateLimitPauses>,
     pause_on_429: bool,
+    breakers: Arc<CircuitBreakers>,
+    budget: Arc<RateBudget>,
+    budget_settings: BudgetSettings,
 }
 
 impl Client {
@@ -111,6 +117,9 @@ impl Client {
             retry: config.retry,
             pause_on_429: config.pause_on_429,
             pauses: Arc::new(RateLimitPauses::new()),
+            breakers: Arc::new(CircuitBreakers::new(config.breaker)),
+            budget: Arc::new(RateBudget::new()),
+            budget_settings: config.budget,
         })
     }
 
@@ -150,6 +159,21 @@ impl Client {
     /// Returns the rate-limit pauses this client records into.
     pub fn pauses(&self) -> &Arc<RateLimitPauses> {
         &self.pauses
+    }
+
+    /// Returns the circuit breakers this client's probes report to.
+    pub fn breakers(&self) -> &Arc<CircuitBreakers> {
+        &self.breakers
+    }
+
+    /// Returns the latest remaining budget seen per host.
+    pub fn budget(&self) -> &Arc<RateBudget> {
+        &self.budget
+    }
+
+    /// Returns the configured rate budget.
+    pub fn budget_settings(&self) -> BudgetSettings {
+        self.budget_settings
     }
 
     /// Returns the end of the rate-limit pause of this client's host, if one is running.
@@ -199,6 +223,18 @@ impl Client {
             request = request.header(AUTHORIZATION, header);
         }
         let response = request.send().await?;
+        let rate_limit = crate::probe::read_rate_limit(response.headers());
+        tracing::debug!(
+            host = %self.host,
+            %path,
+            status = response.status().as_u16(),
+            cost = rate_limit.cost,
+            remaining = rate_limit.remaining,
+            "rate-limit headers"
+        );
+        if let Some(remaining) = rate_limit.remaining {
+            self.budget.record(&self.host, remaining);
+        }
         if response.status().as_u16() == 429 && self.pause_on_429 {
             self.pauses
                 .record_429(&self.host, started, response.headers());
@@ -258,6 +294,8 @@ mod tests {
             auth: crate::config::AuthConfig::ApiKey,
             retry: RetryPolicy::default(),
             pause_on_429: true,
+            breaker: Default::default(),
+            budget: Default::default(),
         }
     }
 

@@ -2,8 +2,11 @@
 //!
 //! [`Client`] contains the base URL, the authentication (an API key or an [`OAuthSession`]),
 //! the [`RetryPolicy`] and the rate-limit pauses of its host ([`RateLimitPauses`]), so probes
-//! never handle credentials or connection policy themselves.
+//! never handle credentials or connection policy themselves. Its [`CircuitBreakers`] and
+//! [`RateBudget`] decide, per host, whether a probe tick may send a request.
 
+mod breaker;
+mod budget;
 mod client;
 mod dns;
 mod oauth;
@@ -11,6 +14,14 @@ mod retry;
 mod retry_after;
 mod secret;
 
+pub use breaker::{
+    Admission, BreakerSettings, BreakerState, CircuitBreakers, DEFAULT_BREAKER_FAILURES,
+    DEFAULT_BREAKER_OPEN_FOR,
+};
+pub use budget::{
+    BudgetSettings, DEFAULT_BUDGET_FLOOR, DEFAULT_BUDGET_PER_MINUTE, DEFAULT_BUDGET_SHARE,
+    MAX_CHEAP_PAGE, RateBudget, page_cost, page_of, path_cost,
+};
 pub use client::{Client, ClientError};
 pub use dns::{DnsError, GaiResolver};
 pub use oauth::{

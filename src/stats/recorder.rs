@@ -19,19 +19,31 @@ pub(super) struct Sample {
     pub(super) at: i64,
     /// Latency in microseconds, clamped to the recorder's maximum.
     pub(super) latency_micros: u32,
-    /// HTTP status code, 0 when no response arrived.
-    status: u16,
-    /// Index of the outcome in [`Outcome::ALL`].
-    outcome: u8,
+    /// HTTP status code (0 when no response arrived) in the low 10 bits, and the index of the
+    /// outcome in [`Outcome::ALL`] in the high 6 bits. HTTP status codes are below 1000.
+    status_outcome: u16,
+    /// `x-ratelimit-remaining-minute` of the response, saturated at `u16::MAX - 1`;
+    /// `u16::MAX` when the response had none.
+    remaining: u16,
 }
+
+/// Bits of `Sample::status_outcome` that hold the status.
+const STATUS_BITS: u16 = 10;
+const STATUS_MASK: u16 = (1 << STATUS_BITS) - 1;
 
 impl Sample {
     pub(super) fn outcome(&self) -> Outcome {
-        Outcome::ALL[usize::from(self.outcome)]
+        Outcome::ALL[usize::from(self.status_outcome >> STATUS_BITS)]
     }
 
     pub(super) fn status(&self) -> Option<u16> {
-        (self.status != 0).then_some(self.status)
+        let status = self.status_outcome & STATUS_MASK;
+        (status != 0).then_some(status)
+    }
+
+    /// Returns the remaining rate budget the response reported.
+    pub(super) fn remaining(&self) -> Option<u32> {
+        (self.remaining != u16::MAX).then_some(u32::from(self.remaining))
     }
 
     /// Returns the latency when the result carries a real latency sample.
@@ -111,8 +123,13 @@ impl Recorder {
             at,
             // The clamp above keeps the value within u32.
             latency_micros: u32::try_from(clamped).unwrap_or(u32::MAX),
-            status: result.status.unwrap_or(0),
-            outcome: u8::try_from(result.outcome.index()).unwrap_or(0),
+            status_outcome: (result.status.unwrap_or(0).min(STATUS_MASK))
+                | (u16::try_from(result.outcome.index()).unwrap_or(0) << STATUS_BITS),
+            remaining: result.rate_limit.remaining.map_or(u16::MAX, |remaining| {
+                u16::try_from(remaining)
+                    .unwrap_or(u16::MAX - 1)
+                    .min(u16::MAX - 1)
+            }),
         };
 
         // Results of one probe arrive almost always in order; search from the back otherwise.

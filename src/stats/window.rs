@@ -87,6 +87,16 @@ impl<'a> Window<'a> {
     }
 
     /// Returns the largest latency sample, or `None` for a window without latency samples.
+    /// Returns the smallest `x-ratelimit-remaining-minute` reported in the window.
+    pub fn min_remaining(&self) -> Option<u32> {
+        self.iter().filter_map(Sample::remaining).min()
+    }
+
+    /// Returns the `x-ratelimit-remaining-minute` of the newest result that reported one.
+    pub fn last_remaining(&self) -> Option<u32> {
+        self.iter().filter_map(Sample::remaining).last()
+    }
+
     pub fn max(&self) -> Option<Duration> {
         self.latencies()
             .max()
