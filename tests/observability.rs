@@ -44,6 +44,12 @@ impl Daemon {
 base_url = "{base_url}"
 credential = {{ env = "SALESLOFT_TOKEN" }}
 location = "test"
+# Every tick probes through 429s, so the 429 panels have a rate to show.
+pause_on_429 = false
+# The breaker would stop the 5xx that the error panels need; it has tests of its own.
+breaker_failures = 1000
+# No retries: the status faults cycle 503, 429, and a retry would take every 429.
+retry_attempts = 1
 
 [engine]
 eval_interval = "200ms"

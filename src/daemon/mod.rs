@@ -344,6 +344,8 @@ impl Daemon {
                 self.recorder.record(&result);
                 self.metrics
                     .record_result(&spec, &result, &self.server_address);
+                self.server_state
+                    .record_result(&spec, &result, &self.server_address);
                 let probe = result.probe.clone();
                 if let Some(observer) = &self.observer {
                     let _ = observer.send(DaemonEvent::Result(result));

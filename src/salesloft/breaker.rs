@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Default number of consecutive failures that opens a breaker.
-pub const DEFAULT_BREAKER_FAILURES: u32 = 5;
+/// Default number of consecutive failures that opens a breaker. It is above the 12 runs a
+/// minute of the default probes, so the checklist's "more than 5 responses 5xx a minute" rule
+/// fires on a probe before the breaker stops probing the host.
+pub const DEFAULT_BREAKER_FAILURES: u32 = 20;
 /// Default time a breaker stays open before its trial run.
 pub const DEFAULT_BREAKER_OPEN_FOR: Duration = Duration::from_secs(30);
 
