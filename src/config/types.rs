@@ -84,11 +84,17 @@ impl OAuthConfig {
         if let Some(dir) = &self.state_dir {
             return dir.clone();
         }
-        env("STATE_DIRECTORY")
-            .and_then(|dirs| dirs.split(':').next().map(str::to_owned))
-            .filter(|dir| !dir.is_empty())
-            .map_or_else(|| PathBuf::from("./state"), PathBuf::from)
+        state_directory(env).unwrap_or_else(|| PathBuf::from("./state"))
     }
+}
+
+/// Returns the folder systemd created for loftwatch's state (`StateDirectory=`), from
+/// `$STATE_DIRECTORY`. systemd passes a colon-separated list when the unit names several
+/// folders; the first one is returned.
+pub fn state_directory(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let value = env("STATE_DIRECTORY")?;
+    let first = value.split(':').next().unwrap_or_default();
+    (!first.is_empty()).then(|| PathBuf::from(first))
 }
 
 /// Settings of the rule engine and the recorder.

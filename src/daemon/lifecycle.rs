@@ -60,18 +60,9 @@ impl Lifecycle {
     }
 }
 
-/// Returns the folder systemd created for loftwatch's state (`StateDirectory=`), from
-/// `$STATE_DIRECTORY`. systemd passes a colon-separated list when the unit names several
-/// folders; the first one is returned.
-pub fn state_directory(env: &dyn Fn(&str) -> Option<String>) -> Option<std::path::PathBuf> {
-    let value = env("STATE_DIRECTORY")?;
-    let first = value.split(':').next().unwrap_or_default();
-    (!first.is_empty()).then(|| std::path::PathBuf::from(first))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::state_directory;
+    use crate::config::state_directory;
 
     #[test]
     fn state_directory_takes_first_entry() {

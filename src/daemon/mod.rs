@@ -12,7 +12,7 @@ mod reload;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -23,15 +23,16 @@ use crate::config::Config;
 use crate::config::{AuthConfig, SalesloftConfig};
 use crate::notify::Notifier;
 use crate::probe::{ProbeEvent, ProbeResult};
-use crate::salesloft::{Client, OAuthSession, RateLimitPauses, Secret};
+use crate::salesloft::{BreakerState, Client, OAuthSession, RateLimitPauses, Secret};
 use crate::server::{Server, ServerState, default_health_freshness};
 use crate::stats::Recorder;
 use crate::store::{Journal, Store, StoreError};
+use crate::telemetry::CircuitState;
 use crate::telemetry::Metrics;
 use lifecycle::Lifecycle;
 use probes::ProbeTasks;
 
-pub use lifecycle::state_directory;
+pub use crate::config::state_directory;
 pub use reload::ReloadSummary;
 
 /// How long runs in flight get to finish at shutdown, and then again how long queued
@@ -200,7 +201,10 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
                 Some(event) => daemon.handle_event(event),
                 None => break,
             },
-            _ = tick.tick() => daemon.evaluate(None),
+            _ = tick.tick() => {
+                daemon.evaluate(None);
+                daemon.export_state();
+            }
             _ = watchdog_tick.tick() => daemon.lifecycle.watchdog(),
             Some(request) = reload_rx.recv() => {
                 daemon.lifecycle.reloading();
@@ -383,6 +387,35 @@ impl Daemon {
         self.deliver(transitions);
         self.server_state
             .set_engine_and_receivers(&self.engine, &self.notifier);
+    }
+
+    /// Exports what is not tied to one result: each host's circuit breaker and the OAuth
+    /// access token's expiry, to OTLP and /metrics.
+    fn export_state(&self) {
+        let circuits: Vec<(String, BreakerState)> = self.client.breakers().states();
+        let expiry = self
+            .client
+            .oauth()
+            .and_then(|session| session.status().expires_in)
+            .and_then(|left| (SystemTime::now() + left).duration_since(UNIX_EPOCH).ok())
+            .map(|at| at.as_secs_f64());
+        let numbers: Vec<(String, u64)> = circuits
+            .iter()
+            .map(|(host, state)| (host.clone(), u64::from(state.as_number())))
+            .collect();
+        self.metrics.record_state(&numbers, expiry);
+        let prometheus = self.server_state.prometheus();
+        for (host, state) in &circuits {
+            let state = match state {
+                BreakerState::Closed => CircuitState::Closed,
+                BreakerState::HalfOpen => CircuitState::HalfOpen,
+                BreakerState::Open => CircuitState::Open,
+            };
+            prometheus.set_circuit_state(host, state);
+        }
+        if let Some(expiry) = expiry {
+            prometheus.set_token_expiry_seconds(expiry);
+        }
     }
 
     /// Logs the transitions, commits them with the engine's changed timers, then hands the

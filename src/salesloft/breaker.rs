@@ -57,12 +57,12 @@ impl BreakerState {
         }
     }
 
-    /// Returns the metric value: 0 closed, 1 open, 2 half-open.
+    /// Returns the metric value: 0 closed, 1 half-open, 2 open.
     pub fn as_number(self) -> u8 {
         match self {
             BreakerState::Closed => 0,
-            BreakerState::Open => 1,
-            BreakerState::HalfOpen => 2,
+            BreakerState::HalfOpen => 1,
+            BreakerState::Open => 2,
         }
     }
 }

@@ -17,9 +17,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_millis(500);
 /// `STATE_DIRECTORY` (its first entry when it lists several), else `None`, which means an
 /// in-memory store. `env` looks up environment variables.
 pub fn default_path(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    let folders = env("STATE_DIRECTORY")?;
-    let first = folders.split(':').find(|folder| !folder.is_empty())?;
-    Some(Path::new(first).join(DATABASE_FILE))
+    crate::config::state_directory(env).map(|folder| folder.join(DATABASE_FILE))
 }
 
 impl Store {

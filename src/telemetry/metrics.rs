@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Histogram, MeterProvider as _};
+use opentelemetry::metrics::{Counter, Gauge, Histogram, MeterProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
@@ -27,6 +27,11 @@ struct Instruments {
     duration: Histogram<f64>,
     results: Counter<u64>,
     skipped: Counter<u64>,
+    resends: Counter<u64>,
+    ratelimit_remaining: Gauge<u64>,
+    ratelimit_cost: Gauge<u64>,
+    circuit_state: Gauge<u64>,
+    token_expiry: Gauge<f64>,
 }
 
 /// Builds the OTLP/HTTP exporter and the meter provider with its periodic reader.
@@ -72,11 +77,40 @@ impl Instruments {
             .with_unit("{run}")
             .with_description("Probe runs skipped, by reason")
             .build();
+        let resends = meter
+            .u64_counter("loftwatch.probe.resends")
+            .with_unit("{request}")
+            .with_description("Requests sent again after a 5xx or a connection error")
+            .build();
+        let ratelimit_remaining = meter
+            .u64_gauge("loftwatch.ratelimit.remaining_minute")
+            .with_unit("{cost}")
+            .with_description("Team budget left in the minute, from x-ratelimit-remaining-minute")
+            .build();
+        let ratelimit_cost = meter
+            .u64_gauge("loftwatch.ratelimit.endpoint_cost")
+            .with_unit("{cost}")
+            .with_description("Cost of the probe's request, from x-ratelimit-endpoint-cost")
+            .build();
+        let circuit_state = meter
+            .u64_gauge("loftwatch.circuit.state")
+            .with_description("Circuit breaker of a host: 0 closed, 1 half-open, 2 open")
+            .build();
+        let token_expiry = meter
+            .f64_gauge("loftwatch.token.expiry_timestamp")
+            .with_unit("s")
+            .with_description("Unix time the OAuth access token expires")
+            .build();
         Instruments {
             provider,
             duration,
             results,
             skipped,
+            resends,
+            ratelimit_remaining,
+            ratelimit_cost,
+            circuit_state,
+            token_expiry,
         }
     }
 }
@@ -151,6 +185,41 @@ impl Metrics {
             location,
         ];
         instruments.results.add(1, &attributes);
+        let probe_only = [attributes[1].clone(), attributes[2].clone()];
+        if result.attempts > 1 {
+            instruments
+                .resends
+                .add(u64::from(result.attempts - 1), &probe_only);
+        }
+        if let Some(remaining) = result.rate_limit.remaining {
+            instruments
+                .ratelimit_remaining
+                .record(u64::from(remaining), &probe_only);
+        }
+        if let Some(cost) = result.rate_limit.cost {
+            instruments
+                .ratelimit_cost
+                .record(u64::from(cost), &probe_only);
+        }
+    }
+
+    /// Records the state that is not tied to one result: the circuit breaker of each host
+    /// (0 closed, 1 half-open, 2 open) and the Unix time the OAuth access token expires.
+    pub fn record_state(&self, circuits: &[(String, u64)], token_expiry: Option<f64>) {
+        let Some(instruments) = &self.instruments else {
+            return;
+        };
+        let location = KeyValue::new("loftwatch.location", self.location.to_string());
+        for (host, state) in circuits {
+            let attributes = [
+                KeyValue::new("server.address", host.clone()),
+                location.clone(),
+            ];
+            instruments.circuit_state.record(*state, &attributes);
+        }
+        if let Some(expiry) = token_expiry {
+            instruments.token_expiry.record(expiry, &[location]);
+        }
     }
 
     /// Counts `count` skipped probe runs, such as `reason = "rate_budget"` or `"circuit_open"`.
