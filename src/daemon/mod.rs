@@ -43,7 +43,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Looks up an environment variable; passed in so tests never touch the process environment.
 pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
-/// What the daemon reports to an observer such as the demo's terminal display.
+/// An event reported to an observer such as the demo's terminal display.
 #[derive(Debug, Clone)]
 pub enum DaemonEvent {
     /// A probe finished.
@@ -58,7 +58,7 @@ pub enum DaemonEvent {
     Transition(Transition),
 }
 
-/// A request to re-read the configuration file; the reply says what changed or why the new
+/// A request to re-read the configuration file; the reply carries what changed or why the new
 /// configuration was rejected.
 pub struct ReloadRequest {
     pub reply: oneshot::Sender<Result<ReloadSummary, String>>,
@@ -116,7 +116,7 @@ struct Daemon {
     observer: Option<mpsc::UnboundedSender<DaemonEvent>>,
     firing: usize,
     lifecycle: Lifecycle,
-    /// What the HTTP server shows: latest results, alert states, metrics.
+    /// State shown by the HTTP server: latest results, alert states, metrics.
     server_state: ServerState,
 }
 

@@ -50,7 +50,7 @@ impl ProbeTasks {
     }
 
     /// Starts, restarts and stops tasks so that exactly `specs` run. A probe whose spec and
-    /// client are unchanged keeps its task and its cadence; a changed one restarts no earlier
+    /// client are unchanged keeps its task and its cadence. A changed one restarts no earlier
     /// than one old period after its previous run, so a reload never doubles a request.
     pub(super) fn apply(
         &mut self,
@@ -58,11 +58,11 @@ impl ProbeTasks {
         client: &Arc<Client>,
         client_changed: bool,
     ) {
-        let wanted: HashMap<&str, &ProbeSpec> =
+        let desired: HashMap<&str, &ProbeSpec> =
             specs.iter().map(|spec| (&*spec.name, spec)).collect();
         let names: Vec<Arc<str>> = self.tasks.keys().cloned().collect();
         for name in names {
-            let unchanged = wanted
+            let unchanged = desired
                 .get(&*name)
                 .is_some_and(|spec| !client_changed && **spec == *self.tasks[&name].spec);
             if unchanged {
@@ -72,12 +72,12 @@ impl ProbeTasks {
             // the restarted probe never has two requests in flight.
             let task = self.tasks.remove(&name).expect("the name was just listed");
             drop(task.stop);
-            if !wanted.contains_key(&*name) {
+            if !desired.contains_key(&*name) {
                 info!(probe = %name, "probe removed");
                 self.last_start.remove(&name);
             }
             let not_before = self.not_before(&name, &task.spec);
-            if let Some(spec) = wanted.get(&*name) {
+            if let Some(spec) = desired.get(&*name) {
                 info!(probe = %name, "probe changed, restarting its schedule");
                 self.start((*spec).clone(), client, not_before);
             }

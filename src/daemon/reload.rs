@@ -9,7 +9,7 @@ use tracing::{error, info};
 
 use super::{Credentials, Daemon, build_client, host_of, retention, start_metrics, start_notifier};
 
-/// What a reload changed.
+/// Changes made by a reload.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReloadSummary {
     pub probes_added: Vec<String>,
