@@ -81,6 +81,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 #[cfg(test)]
+mod docs_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod validation_tests;

@@ -13,7 +13,7 @@ fn default_config_is_valid() {
     let config = parse(DEFAULT_CONFIG, "alerts.toml").expect("alerts.toml should be valid");
     assert_eq!(config.salesloft.base_url, "https://api.salesloft.com");
     assert_eq!(config.probes.len(), 2);
-    assert_eq!(config.rules.len(), 8);
+    assert_eq!(config.rules.len(), 9);
     assert!(config.receivers.email.is_none());
     let me = &config.probes[0];
     assert_eq!(&*me.name, "me");
