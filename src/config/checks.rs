@@ -6,7 +6,8 @@ use super::raw::{RawSecret, Text};
 use super::types::SecretSource;
 use super::validate::Validator;
 
-/// What a secret-source key must contain; a plain string there would put the secret in the file.
+/// Message for a secret-source key written as a plain string, which would put the secret in
+/// the file.
 pub(crate) const INLINE_SECRET: &str = "secrets are never written inline: use { env = \"NAME\" }, \
                                         { file = \"PATH\" } or { credential = \"NAME\" }";
 

@@ -25,6 +25,7 @@ impl Validator<'_> {
             let key = format!("probe[{index}]");
             let name = probe.name.get_ref().trim().to_owned();
             if !self.plain_text(&probe.name, &format!("{key}.name")) {
+                // Reported by `plain_text`.
             } else if name.is_empty() {
                 let message = format!("invalid probe name {name:?}: use a short non-empty label");
                 self.error(probe.name.span(), &format!("{key}.name"), message);
