@@ -9,20 +9,16 @@ use loftwatch::probe::{Outcome, ProbeResult};
 use loftwatch::salesloft::RateLimitPauses;
 
 /// Runs each probe once, concurrently, and prints a table or JSON. Exit 0 when all passed.
+/// Exits 2, as `validate` and `run` do, when a credential is missing or unusable.
 pub async fn run(config: Config, json: bool, env: loftwatch::daemon::EnvLookup) -> ExitCode {
-    let credentials = match Credentials::load(&config.salesloft, &env, None) {
-        Ok(credentials) => credentials,
-        Err(error) => {
-            eprintln!("{error}");
-            return ExitCode::from(2);
-        }
-    };
-    let pauses = Arc::new(RateLimitPauses::new());
-    let client = match build_client(&config.salesloft, &credentials, &pauses) {
+    let client = match client_with_secrets(&config, &env) {
         Ok(client) => Arc::new(client),
         Err(error) => {
             eprintln!("{error}");
-            return ExitCode::FAILURE;
+            if json {
+                print_json_error(&error);
+            }
+            return ExitCode::from(2);
         }
     };
     let runs = config.probes.iter().map(|spec| {
@@ -85,6 +81,44 @@ pub async fn run(config: Config, json: bool, env: loftwatch::daemon::EnvLookup) 
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Builds the SalesLoft client, and reads the other secrets `run` needs, so that `check`
+/// reports a missing SMTP password or server token before the daemon would fail on it.
+fn client_with_secrets(
+    config: &Config,
+    env: &loftwatch::daemon::EnvLookup,
+) -> Result<loftwatch::salesloft::Client, String> {
+    let credentials =
+        Credentials::load(&config.salesloft, env, None).map_err(|error| error.to_string())?;
+    let pauses = Arc::new(RateLimitPauses::new());
+    let client = build_client(&config.salesloft, &credentials, &pauses)
+        .map_err(|error| error.to_string())?;
+    let email_password = config
+        .receivers
+        .email
+        .as_ref()
+        .and_then(|email| email.password.as_ref());
+    if let Some(source) = email_password {
+        source
+            .load("receivers.email.password", &**env)
+            .map_err(|error| error.to_string())?;
+    }
+    if let Some(source) = &config.server.token {
+        source
+            .load("server.token", &**env)
+            .map_err(|error| error.to_string())?;
+    }
+    Ok(client)
+}
+
+/// Prints `{"passed": false, "error": ...}` on stdout for `check --json`.
+pub fn print_json_error(message: &str) {
+    let report = serde_json::json!({ "passed": false, "error": message });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
 }
 
 fn result_json(result: &ProbeResult) -> serde_json::Value {

@@ -1,5 +1,5 @@
 //! Subcommands of the `loftwatch` binary. Exit codes: 0 success, 1 a probe or the daemon
-//! failed, 2 invalid configuration or usage.
+//! failed, 2 invalid configuration, a missing or unusable credential, or bad usage.
 
 mod check;
 mod demo;
@@ -42,8 +42,10 @@ enum Command {
     },
     /// Check a configuration file without calling SalesLoft: exit 0 if valid, 2 if not.
     Validate {
-        /// Configuration file.
-        #[arg(default_value = "alerts.toml")]
+        /// Configuration file; wins over --config and LOFTWATCH_CONFIG.
+        file: Option<PathBuf>,
+        /// Configuration file, when FILE is not given.
+        #[arg(short, long, default_value = "alerts.toml", env = "LOFTWATCH_CONFIG")]
         config: PathBuf,
     },
     /// Run every probe once and report: exit 0 if all passed, 1 if one failed, 2 on bad config.
@@ -80,14 +82,21 @@ pub fn main() -> ExitCode {
         matches!(cli.command, Command::Demo { .. }),
     );
     match cli.command {
-        Command::Validate { config } => validate(&config),
+        Command::Validate { file, config } => validate(&file.unwrap_or(config)),
         Command::Run { config: path } => match load(&path) {
             Ok(config) => runtime().block_on(run(config, path)),
             Err(code) => code,
         },
-        Command::Check { config, json } => match load(&config) {
+        Command::Check { config, json } => match config::load(&config) {
             Ok(config) => runtime().block_on(check::run(config, json, process_env())),
-            Err(code) => code,
+            Err(error) => {
+                eprintln!("{error}");
+                eprintln!("{}: invalid configuration", config.display());
+                if json {
+                    check::print_json_error(&error.to_string());
+                }
+                ExitCode::from(2)
+            }
         },
         Command::Simulate { listen, scenario } => runtime().block_on(simulate(listen, scenario)),
         Command::Demo { out } => runtime().block_on(demo::run(out)),
@@ -241,8 +250,18 @@ async fn run(config: Config, path: PathBuf) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "loftwatch cannot start");
-            ExitCode::FAILURE
+            start_error_code(&error)
         }
+    }
+}
+
+/// Returns 2 for a start failure that the configuration or a credential causes (a missing or
+/// unusable secret, a client or receiver the settings do not allow), and 1 otherwise.
+pub(crate) fn start_error_code(error: &loftwatch::daemon::StartError) -> ExitCode {
+    use loftwatch::daemon::StartError;
+    match error {
+        StartError::Secret(_) | StartError::Client(_) | StartError::Notify(_) => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
     }
 }
 

@@ -5,11 +5,14 @@
 //! and the bad value.
 
 mod budget;
+mod checks;
+mod duration;
 mod error;
 mod items;
 mod raw;
 mod rules;
 mod server;
+mod syntax;
 mod types;
 mod validate;
 
@@ -35,8 +38,8 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         Err(error) => {
             let positions = error::Positions::new(text);
             let span = error.span().unwrap_or(0..0);
-            let message = error.message().trim().replace('\n', " ");
-            let issue = positions.issue(span, "", message);
+            let (key, message) = syntax::describe(error);
+            let issue = positions.issue(span, &key, message);
             return Err(ConfigError {
                 file: file.to_owned(),
                 issues: vec![issue],
@@ -58,17 +61,28 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     match std::fs::read_to_string(path) {
         Ok(text) => parse(&text, &file),
-        Err(error) => Err(ConfigError {
-            file,
-            issues: vec![ConfigIssue {
-                line: 0,
-                column: 0,
-                key: String::new(),
-                message: format!("cannot read the file: {error}; pass the path with --config"),
-            }],
-        }),
+        Err(error) => {
+            // The standard text without the "(os error 2)" suffix.
+            let reason = error.to_string();
+            let reason = reason
+                .split_once(" (os error")
+                .map_or(reason.as_str(), |(reason, _)| reason);
+            Err(ConfigError {
+                file: file.clone(),
+                issues: vec![ConfigIssue {
+                    line: 0,
+                    column: 0,
+                    key: String::new(),
+                    message: format!("cannot read {file}: {reason}"),
+                }],
+            })
+        }
     }
 }
 
 #[cfg(test)]
+mod docs_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod validation_tests;

@@ -108,7 +108,7 @@ pub(crate) struct RawRule {
     pub min_samples: Option<Spanned<i64>>,
     pub runbook: Text,
     pub summary: Option<Text>,
-    pub probes: Option<Vec<Text>>,
+    pub probes: Option<Spanned<Vec<Text>>>,
 }
 
 #[derive(Debug, Deserialize)]

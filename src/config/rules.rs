@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use super::raw::*;
 use super::types::*;
-use super::validate::{DEFAULT_WINDOW, Validator};
+use super::validate::{DEFAULT_WINDOW, MAX_WINDOW, Validator};
 use crate::alert::Severity;
+
+/// Placeholders of a rule's summary template.
+const PLACEHOLDERS: [&str; 4] = ["value", "threshold", "probe", "window"];
 
 impl Validator<'_> {
     pub(super) fn rules(
@@ -24,7 +27,10 @@ impl Validator<'_> {
         for (index, rule) in raw.into_iter().enumerate() {
             let key = format!("rule[{index}]");
             let name = rule.name.get_ref().trim().to_owned();
-            if name.is_empty() {
+            let name_key = format!("{key}.name");
+            if !self.plain_text(&rule.name, &name_key) {
+                // Reported by `plain_text`.
+            } else if name.is_empty() {
                 self.error(
                     rule.name.span(),
                     &format!("{key}.name"),
@@ -44,21 +50,31 @@ impl Validator<'_> {
             let expr = match crate::alert::parse(rule.expr.get_ref()) {
                 Ok(expr) => Some(expr),
                 Err(error) => {
-                    // The span covers the quoted string, so the text starts one byte later.
-                    let start = rule.expr.span().start + 1 + error.offset;
-                    let message = format!(
-                        "invalid expression {:?}: {}",
-                        rule.expr.get_ref(),
-                        error.message
-                    );
-                    self.error(start..start, &format!("{key}.expr"), message);
+                    let value = rule.expr.get_ref();
+                    let message = match self.source_offset(rule.expr.span(), value, error.offset) {
+                        Some(at) => {
+                            let message =
+                                format!("invalid expression {value:?}: {}", error.message);
+                            self.error(at..at, &format!("{key}.expr"), message);
+                            None
+                        }
+                        None => Some(format!(
+                            "invalid expression {value:?}: in the expression: {}",
+                            error.message
+                        )),
+                    };
+                    if let Some(message) = message {
+                        self.error(rule.expr.span(), &format!("{key}.expr"), message);
+                    }
                     None
                 }
             };
-            let window = self.positive(
+            let window = self.bounded(
                 rule.window.as_ref(),
                 &format!("{key}.window"),
                 DEFAULT_WINDOW,
+                Duration::from_nanos(1),
+                MAX_WINDOW,
             );
             let for_ = self.duration_or(rule.for_.as_ref(), &format!("{key}.for"), Duration::ZERO);
             let keep_firing_for = self.duration_or(
@@ -80,9 +96,23 @@ impl Validator<'_> {
                 },
                 None => 1,
             };
-            let mut selected = Vec::new();
-            for probe in rule.probes.iter().flatten() {
-                if probe_names.contains(probe.get_ref().as_str()) {
+            let mut selected: Vec<Arc<str>> = Vec::new();
+            if let Some(list) = &rule.probes
+                && list.get_ref().is_empty()
+            {
+                let message = "probes is empty: omit the key to select every probe, or name \
+                               at least one probe"
+                    .to_owned();
+                self.error(list.span(), &format!("{key}.probes"), message);
+            }
+            for probe in rule.probes.iter().flat_map(|list| list.get_ref()) {
+                if selected.iter().any(|name| **name == **probe.get_ref()) {
+                    let message = format!(
+                        "duplicate probe {:?}: name each probe once",
+                        probe.get_ref()
+                    );
+                    self.error(probe.span(), &format!("{key}.probes"), message);
+                } else if probe_names.contains(probe.get_ref().as_str()) {
                     selected.push(Arc::from(probe.get_ref().as_str()));
                 } else {
                     let message = format!(
@@ -92,8 +122,13 @@ impl Validator<'_> {
                     self.error(probe.span(), &format!("{key}.probes"), message);
                 }
             }
+            if let Some(summary) = &rule.summary {
+                self.summary(summary, &format!("{key}.summary"));
+            }
             let runbook = rule.runbook.get_ref().trim();
-            if runbook.is_empty() {
+            if !self.plain_text(&rule.runbook, &format!("{key}.runbook")) {
+                // Reported by `plain_text`.
+            } else if runbook.is_empty() {
                 let message = "runbook is empty: say what the person paged should do".to_owned();
                 self.error(rule.runbook.span(), &format!("{key}.runbook"), message);
             }
@@ -115,6 +150,27 @@ impl Validator<'_> {
             });
         }
         rules
+    }
+
+    /// Checks a summary template: one line, and only the placeholders the engine fills.
+    fn summary(&mut self, value: &Text, key: &str) {
+        if !self.plain_text(value, key) {
+            return;
+        }
+        let mut rest = value.get_ref().as_str();
+        while let Some(open) = rest.find('{') {
+            let after = &rest[open + 1..];
+            let name = after.find('}').map_or(after, |close| &after[..close]);
+            if !PLACEHOLDERS.contains(&name) {
+                let message = format!(
+                    "unknown placeholder {{{name}}} in the summary: use {}",
+                    PLACEHOLDERS.map(|name| format!("{{{name}}}")).join(", ")
+                );
+                self.error(value.span(), key, message);
+                return;
+            }
+            rest = &after[name.len()..];
+        }
     }
 
     pub(super) fn receivers(&mut self, raw: Option<RawReceivers>) -> Receivers {

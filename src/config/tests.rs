@@ -13,7 +13,7 @@ fn default_config_is_valid() {
     let config = parse(DEFAULT_CONFIG, "alerts.toml").expect("alerts.toml should be valid");
     assert_eq!(config.salesloft.base_url, "https://api.salesloft.com");
     assert_eq!(config.probes.len(), 2);
-    assert_eq!(config.rules.len(), 8);
+    assert_eq!(config.rules.len(), 9);
     assert!(config.receivers.email.is_none());
     let me = &config.probes[0];
     assert_eq!(&*me.name, "me");
@@ -52,7 +52,7 @@ fn bad_cron_names_key_and_value() {
 #[test]
 fn bad_expression_points_into_string() {
     let text = "[[rule]]\nname = \"x\"\nseverity = \"P1\"\nexpr = \"count(status == 401) >\"\n\
-                runbook = \"r\"\n";
+                runbook = \"r\"\n[[probe]]\nname = \"me\"\npath = \"/v2/me.json\"\n";
     let message = error_text(text);
     assert!(message.starts_with("test.toml:4:"), "{message}");
     assert!(message.contains("rule[0].expr"), "{message}");
@@ -62,7 +62,8 @@ fn bad_expression_points_into_string() {
 #[test]
 fn several_errors_are_all_reported() {
     let text = "[engine]\neval_interval = \"fast\"\n[[rule]]\nname = \"x\"\nseverity = \"P9\"\n\
-                expr = \"count() > 1\"\nrunbook = \"r\"\n";
+                expr = \"count() > 1\"\nrunbook = \"r\"\n\
+                [[probe]]\nname = \"me\"\npath = \"/v2/me.json\"\n";
     let error = parse(text, "test.toml").expect_err("should be rejected");
     assert_eq!(error.issues.len(), 2, "{error}");
     assert_eq!(error.issues[0].key, "engine.eval_interval");
@@ -76,7 +77,10 @@ fn plain_smtp_needs_loopback_host() {
     let message = error_text(text);
     assert!(message.contains("receivers.email.tls"), "{message}");
     assert!(message.contains("smtp.example.com"), "{message}");
-    let loopback = text.replace("smtp.example.com", "127.0.0.1");
+    let loopback = format!(
+        "[[probe]]\nname = \"me\"\npath = \"/v2/me.json\"\n{}",
+        text.replace("smtp.example.com", "127.0.0.1")
+    );
     let config = parse(&loopback, "test.toml").expect("loopback plain SMTP is allowed");
     assert_eq!(config.receivers.email.expect("email receiver").port, 25);
 }
@@ -123,7 +127,8 @@ fn auth_defaults_to_api_key() {
 
 #[test]
 fn oauth_keys_read_with_defaults() {
-    let text = "[salesloft]\nauth = \"oauth\"\nclient_id = \"app\"\n\
+    let text = "[[probe]]\nname = \"me\"\npath = \"/v2/me.json\"\n\
+                [salesloft]\nauth = \"oauth\"\nclient_id = \"app\"\n\
                 client_secret = { credential = \"salesloft-client-secret\" }\n\
                 refresh_token = { file = \"/etc/loftwatch/refresh-token\" }\n\
                 retry_attempts = 2\nretry_backoff = \"50ms\"\n";

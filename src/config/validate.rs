@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::duration::{format_duration, parse_duration};
 use super::error::{ConfigIssue, Positions};
 use super::raw::*;
 use super::types::*;
@@ -32,6 +33,17 @@ pub const MIN_HISTOGRAM_MAX: Duration = Duration::from_secs(600);
 pub const DEFAULT_KEEP_FIRING_FOR: Duration = Duration::from_secs(60);
 /// Default rule window.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+/// Shortest probe interval and timeout: shorter ones flood SalesLoft, and tests that scale the
+/// schedules down still fit above it.
+pub const MIN_PROBE_PERIOD: Duration = Duration::from_millis(100);
+/// Longest probe timeout.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+/// Shortest rule evaluation tick: a shorter one only burns CPU.
+pub const MIN_EVAL_INTERVAL: Duration = Duration::from_millis(50);
+/// Longest rule window: every probe keeps its results this long in memory.
+pub const MAX_WINDOW: Duration = Duration::from_secs(86_400);
+/// Longest duration of any key: 30 days.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 86_400);
 
 pub(crate) struct Validator<'a> {
     positions: Positions<'a>,
@@ -51,14 +63,21 @@ impl<'a> Validator<'a> {
         self.issues.push(issue);
     }
 
+    /// Maps an offset into a string value to an offset into the source text, when exact.
+    pub(super) fn source_offset(
+        &self,
+        span: Range<usize>,
+        value: &str,
+        offset: usize,
+    ) -> Option<usize> {
+        self.positions.string_offset(span, value, offset)
+    }
+
     pub(super) fn duration(&mut self, value: &Text, key: &str) -> Option<Duration> {
-        match humantime::parse_duration(value.get_ref().trim()) {
+        match parse_duration(value.get_ref()) {
             Ok(duration) => Some(duration),
-            Err(_) => {
-                let message = format!(
-                    "invalid duration {:?}: write a number with a unit, such as 30s, 5m or 500ms",
-                    value.get_ref()
-                );
+            Err(reason) => {
+                let message = format!("invalid duration {:?}: {reason}", value.get_ref());
                 self.error(value.span(), key, message);
                 None
             }
@@ -82,23 +101,57 @@ impl<'a> Validator<'a> {
         key: &str,
         default: Duration,
     ) -> Duration {
-        let duration = self.duration_or(value, key, default);
-        if duration.is_zero() {
-            if let Some(value) = value {
-                let message = format!(
-                    "invalid duration {:?}: it must be above zero",
-                    value.get_ref()
-                );
-                self.error(value.span(), key, message);
-            }
+        self.bounded(value, key, default, Duration::from_nanos(1), MAX_DURATION)
+    }
+
+    /// Reads a duration that must lie in `min..=max`; a value outside is reported and the
+    /// default is used.
+    pub(super) fn bounded(
+        &mut self,
+        value: Option<&Text>,
+        key: &str,
+        default: Duration,
+        min: Duration,
+        max: Duration,
+    ) -> Duration {
+        let Some(value) = value else {
             return default;
+        };
+        let Some(duration) = self.duration(value, key) else {
+            return default;
+        };
+        let shown = value.get_ref();
+        let problem = if duration.is_zero() {
+            Some("it must be above zero".to_owned())
+        } else if duration < min {
+            Some(format!("the minimum is {}", format_duration(min)))
+        } else if duration > max {
+            Some(format!("the maximum is {}", format_duration(max)))
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => {
+                self.error(
+                    value.span(),
+                    key,
+                    format!("invalid duration {shown:?}: {problem}"),
+                );
+                default
+            }
+            None => duration,
         }
-        duration
     }
 
     pub(crate) fn config(&mut self, raw: RawConfig) -> Option<Config> {
         let salesloft = self.salesloft(raw.salesloft);
         let (engine, keep_firing_for) = self.engine(raw.engine.as_ref());
+        if raw.probe.is_empty() {
+            let message = "no [[probe]] table: add at least one probe, such as [[probe]] with \
+                           name = \"me\" and path = \"/v2/me.json\""
+                .to_owned();
+            self.error(0..0, "probe", message);
+        }
         let probes = self.probes(raw.probe);
         let rules = self.rules(raw.rule, &probes, keep_firing_for);
         let receivers = self.receivers(raw.receivers);
@@ -174,7 +227,11 @@ impl<'a> Validator<'a> {
             .location
             .as_ref()
             .map_or("default", |value| value.get_ref().as_str());
-        if location.trim().is_empty() {
+        let location_ok = raw
+            .location
+            .as_ref()
+            .is_none_or(|value| self.plain_text(value, "salesloft.location"));
+        if location_ok && location.trim().is_empty() {
             if let Some(value) = &raw.location {
                 self.error(
                     value.span(),
@@ -182,6 +239,9 @@ impl<'a> Validator<'a> {
                     "location is empty".to_owned(),
                 );
             }
+        }
+        if let Some(value) = &raw.user_agent {
+            self.plain_text(value, "salesloft.user_agent");
         }
         let user_agent = raw.user_agent.map(Spanned::into_inner).unwrap_or_else(|| {
             format!(
@@ -342,45 +402,13 @@ impl<'a> Validator<'a> {
         policy
     }
 
-    pub(super) fn url(&mut self, value: &Text, key: &str) -> String {
-        let text = value.get_ref().trim();
-        let rest = text
-            .strip_prefix("https://")
-            .or_else(|| text.strip_prefix("http://"));
-        match rest {
-            Some(rest) if !rest.is_empty() && !rest.starts_with('/') => {
-                text.trim_end_matches('/').to_owned()
-            }
-            _ => {
-                let message =
-                    format!("invalid URL {text:?}: expected http:// or https:// and a host");
-                self.error(value.span(), key, message);
-                String::new()
-            }
-        }
-    }
-
-    pub(super) fn secret(&mut self, value: &Spanned<RawSecret>, key: &str) -> SecretSource {
-        let raw = value.get_ref();
-        let source = SecretSource {
-            credential: raw.credential.clone(),
-            file: raw.file.as_ref().map(PathBuf::from),
-            env: raw.env.clone(),
-        };
-        if source == SecretSource::default() {
-            let message = "no secret source: set `credential` (a systemd credential name), \
-                           `file` or `env`"
-                .to_owned();
-            self.error(value.span(), key, message);
-        }
-        source
-    }
-
     fn engine(&mut self, raw: Option<&RawEngine>) -> (EngineConfig, Duration) {
-        let eval_interval = self.positive(
+        let eval_interval = self.bounded(
             raw.and_then(|raw| raw.eval_interval.as_ref()),
             "engine.eval_interval",
             DEFAULT_EVAL_INTERVAL,
+            MIN_EVAL_INTERVAL,
+            MAX_WINDOW,
         );
         let histogram_max_raw = raw.and_then(|raw| raw.histogram_max.as_ref());
         let histogram_max = self.duration_or(
