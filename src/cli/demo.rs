@@ -31,6 +31,12 @@ const DEMO_LIMIT: Duration = Duration::from_secs(180);
 /// How often the statistics table is printed.
 const TABLE_EVERY: Duration = Duration::from_secs(10);
 
+/// The go-live checklist's rules, which the timeline makes fire and resolve. The default
+/// configuration's other rules (unreachable host, open circuit, token refresh, team budget)
+/// have no fault in the timeline, and the demo does not wait for them.
+const CHECKLIST_RULES: [&str; 5] =
+    ["Auth down", "Rate limited", "API errors", "High latency", "Latency over baseline"];
+
 /// The fault timeline: each checklist rule gets a fault, and all recover by 95 s.
 const DEMO_SCENARIO: &str = include_str!("demo_scenario.toml");
 
@@ -62,7 +68,14 @@ pub async fn run(out: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let rule_names: Vec<Arc<str>> = config.rules.iter().map(|rule| rule.name.clone()).collect();
+    let rule_names: Vec<Arc<str>> = CHECKLIST_RULES.iter().map(|name| Arc::from(*name)).collect();
+    if let Some(missing) = rule_names
+        .iter()
+        .find(|name| !config.rules.iter().any(|rule| rule.name == **name))
+    {
+        eprintln!("the embedded default configuration has no rule {missing:?}");
+        return ExitCode::FAILURE;
+    }
 
     println!("loftwatch demo");
     println!("  simulator:      {}", sim.base_url());
