@@ -337,8 +337,20 @@ async fn dead_smtp_port_does_not_delay_otlp() {
     assert_eq!(email.attempt_errors, 3);
     assert_eq!(email.sent, 0);
     assert_eq!(email.pending, 0);
+    // The collector stores the record before the exporter's response reaches loftwatch, so
+    // the counter can lag behind the record by a moment.
+    support::wait_until(
+        "otlp to count the record",
+        Duration::from_secs(5),
+        || async {
+            let counts = notifier.counts(ReceiverKind::Otlp)?;
+            (counts.sent == 1).then_some(())
+        },
+    )
+    .await;
     let otlp = notifier.counts(ReceiverKind::Otlp).unwrap();
     assert_eq!(otlp.sent, 1);
+    assert_eq!(otlp.failed, 0);
     notifier.shutdown(Duration::from_secs(2)).await;
 }
 
