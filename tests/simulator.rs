@@ -404,6 +404,53 @@ async fn oversized_body_has_requested_size() {
 }
 
 #[tokio::test]
+async fn oversized_body_over_cap_rejected() {
+    let sim = start().await;
+    let (status, body) = control(
+        &sim,
+        "POST",
+        "/_sim/faults",
+        r#"{"kind": "oversized_body", "bytes": 99999999999999}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains("bytes"), "{message}");
+    assert!(message.contains("99999999999999"), "{message}");
+    assert!(message.contains("256 MiB"), "{message}");
+    let (_, listed) = control(&sim, "GET", "/_sim/faults", "").await;
+    assert_eq!(listed, serde_json::json!([]));
+    assert_eq!(get(&sim, "/v2/me.json").await.status(), 200);
+
+    let at_cap = format!(
+        r#"{{"kind": "oversized_body", "path": "/v2/team", "bytes": {}}}"#,
+        simulator::MAX_OVERSIZED_BODY_BYTES
+    );
+    let (status, body) = control(&sim, "POST", "/_sim/faults", &at_cap).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn oversized_body_of_20_mib_parses() {
+    let sim = start().await;
+    let bytes = 20 * 1024 * 1024 + 3;
+    sim.set_fault(Fault::new(None, FaultEffect::OversizedBody(bytes)));
+    let response = get(&sim, "/v2/people.json").await;
+    assert_eq!(header(&response, "content-length"), Some(bytes.to_string()));
+    let text = response.text().await.unwrap();
+    assert_eq!(text.len(), bytes);
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert!(body["data"].is_array());
+    assert!(
+        body["padding"]
+            .as_str()
+            .unwrap()
+            .bytes()
+            .all(|byte| byte == b'x')
+    );
+}
+
+#[tokio::test]
 async fn keep_alive_serves_several_requests() {
     let sim = start().await;
     let mut stream = TcpStream::connect(sim.addr()).await.unwrap();
