@@ -708,6 +708,15 @@ async fn request_log_over_control_endpoint() {
     assert_eq!(requests[1]["path"], "/v2/people.json");
     assert_eq!(requests[1]["status"], 200);
     assert_eq!(requests[1]["token_present"], true);
+    let received_at = requests[1]["received_at"].as_str().unwrap();
+    let received_at = chrono::DateTime::parse_from_rfc3339(received_at)
+        .unwrap_or_else(|error| panic!("received_at {received_at:?}: {error}"));
+    let age = chrono::Utc::now().signed_duration_since(received_at);
+    assert!(
+        age >= chrono::TimeDelta::zero() && age < chrono::TimeDelta::seconds(60),
+        "received_at {received_at} is not recent"
+    );
+    assert!(requests[1]["elapsed_ms"].as_u64().is_some());
 
     let (_, stats) = control(&sim, "GET", "/_sim/stats", "").await;
     assert_eq!(stats["by_path"]["/v2/me.json"], 1);
