@@ -128,6 +128,18 @@ async fn email_firing_and_resolved_delivered() {
     assert_eq!(firing.from, "loftwatch <loftwatch@example.test>");
     assert_eq!(firing.content_type, "text/plain");
     assert_eq!(firing.charset.as_deref(), Some("utf-8"));
+    assert_eq!(firing.mime_version.as_deref(), Some("1.0"));
+    assert_eq!(
+        firing.message_id.as_deref(),
+        Some("<auth-down=2Fme.1.firing.1780000000000@example.test>")
+    );
+    assert_eq!(
+        resolved.message_id.as_deref(),
+        Some("<auth-down=2Fme.1.resolved.1780000000000@example.test>")
+    );
+    assert_eq!(firing.date.as_deref(), Some("2026-05-28T20:26:40+00:00"));
+    assert_eq!(firing.defects, Vec::<String>::new());
+    assert_eq!(resolved.defects, Vec::<String>::new());
     for line in [
         "Auth down on me: 3 responses 401 in 1m",
         "Severity:   P1",
@@ -492,6 +504,14 @@ async fn file_sink_writes_eml_and_json() {
         decoded.subject,
         "[P1 FIRING] Auth down on me: 3 (threshold > 0 in 1m)"
     );
+    assert_eq!(decoded.mime_version.as_deref(), Some("1.0"));
+    let message_id = decoded.message_id.expect("the .eml file has a Message-ID");
+    assert!(
+        message_id.starts_with("<auth-down=2Fme.1.firing.") && message_id.ends_with('>'),
+        "{message_id}"
+    );
+    assert!(decoded.date.is_some(), "the .eml file has no valid Date");
+    assert_eq!(decoded.defects, Vec::<String>::new());
     let json = std::fs::read(sink.join("000001-auth-down-me-firing.json")).unwrap();
     let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(json["timestamp"], "2026-05-28T20:26:40Z");

@@ -21,8 +21,8 @@ pub use file_sink::{FileSink, file_name_part};
 pub use notifier::{Notifier, NotifierOptions, ReceiverCounts, ReceiverKind};
 pub use otlp::OtlpLogReceiver;
 pub use render::{
-    AlertLogRecord, AttributeValue, body, fired_for, format_utc, log_severity, render_message,
-    subject, transition_key,
+    AlertLogRecord, AttributeValue, body, fired_for, format_utc, log_severity, message_id,
+    render_message, subject, transition_key,
 };
 pub use retry::Backoff;
 
