@@ -1,9 +1,9 @@
 //! Notifications: delivers alert transitions to the configured receivers.
 //!
 //! [`Notifier::send`] only enqueues. The receivers are email over SMTP, OTLP log records, and
-//! the demo's file sink. Each runs in its own tokio task with its own queue and retries with
-//! exponential backoff, so a dead server behind one receiver never stalls the caller or the
-//! others.
+//! the demo's file sink. Each runs in its own tokio task with its own queue and retries each
+//! notification with exponential backoff, so a dead server behind one receiver never stalls
+//! the caller or the others.
 
 mod ca_file;
 mod email;
@@ -59,6 +59,8 @@ pub enum NotifyError {
         endpoint: String,
         source: opentelemetry_otlp::ExporterBuildError,
     },
+    #[error("cannot start the otlp log export thread: {source}")]
+    OtlpThread { source: std::io::Error },
     #[error("cannot prepare the notification folder {}: {source}", folder.display())]
     FileSink {
         folder: PathBuf,
