@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use loftwatch::simulator::{self, SimulatorOptions};
 
-/// Runs `loftwatch` with `args` and a stdout pipe whose read end is already closed, so the
-/// first write fails with EPIPE, and returns its output after at most `limit`.
+/// Runs `loftwatch` with a stdout whose read end is already closed, so the first write fails
+/// with EPIPE, and returns its output after at most `limit`.
 fn run_with_closed_stdout(args: &[&str], limit: Duration) -> Output {
-    let (reader, writer) = std::io::pipe().expect("create a pipe");
+    // A socket pair behaves like a pipe here: writing after the peer closed fails with EPIPE.
+    let (reader, writer) = std::os::unix::net::UnixStream::pair().expect("create a socket pair");
     drop(reader);
+    let writer = std::os::fd::OwnedFd::from(writer);
     let mut child = Command::new(env!("CARGO_BIN_EXE_loftwatch"))
         .args(args)
         .env("SALESLOFT_TOKEN", "cli-output-test-token")
