@@ -128,6 +128,18 @@ async fn email_firing_and_resolved_delivered() {
     assert_eq!(firing.from, "loftwatch <loftwatch@example.test>");
     assert_eq!(firing.content_type, "text/plain");
     assert_eq!(firing.charset.as_deref(), Some("utf-8"));
+    assert_eq!(firing.mime_version.as_deref(), Some("1.0"));
+    assert_eq!(
+        firing.message_id.as_deref(),
+        Some("<auth-down=2Fme.1.firing.1780000000000@example.test>")
+    );
+    assert_eq!(
+        resolved.message_id.as_deref(),
+        Some("<auth-down=2Fme.1.resolved.1780000000000@example.test>")
+    );
+    assert_eq!(firing.date.as_deref(), Some("2026-05-28T20:26:40+00:00"));
+    assert_eq!(firing.defects, Vec::<String>::new());
+    assert_eq!(resolved.defects, Vec::<String>::new());
     for line in [
         "Auth down on me: 3 responses 401 in 1m",
         "Severity:   P1",
@@ -337,8 +349,20 @@ async fn dead_smtp_port_does_not_delay_otlp() {
     assert_eq!(email.attempt_errors, 3);
     assert_eq!(email.sent, 0);
     assert_eq!(email.pending, 0);
+    // The collector stores the record before the exporter's response reaches loftwatch, so
+    // the counter can lag behind the record by a moment.
+    support::wait_until(
+        "otlp to count the record",
+        Duration::from_secs(5),
+        || async {
+            let counts = notifier.counts(ReceiverKind::Otlp)?;
+            (counts.sent == 1).then_some(())
+        },
+    )
+    .await;
     let otlp = notifier.counts(ReceiverKind::Otlp).unwrap();
     assert_eq!(otlp.sent, 1);
+    assert_eq!(otlp.failed, 0);
     notifier.shutdown(Duration::from_secs(2)).await;
 }
 
@@ -443,6 +467,128 @@ async fn otlp_log_records_carry_attributes() {
     assert_eq!(counts[0].1.sent, 3);
 }
 
+/// An OTLP/HTTP collector on 127.0.0.1 that replies 503 to its first `failures` exports and
+/// 200 with an empty body to the rest, and counts both.
+struct FlakyCollector {
+    port: u16,
+    requests: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FlakyCollector {
+    async fn start(failures: usize) -> FlakyCollector {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _peer)) = listener.accept().await {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                // Read the head and the body that its content-length announces.
+                loop {
+                    let read = stream.read(&mut buffer).await.unwrap_or(0);
+                    if read == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buffer[..read]);
+                    let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                    let Some(head_end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length: usize = text[..head_end]
+                        .lines()
+                        .find_map(|line| line.strip_prefix("content-length:"))
+                        .map_or(0, |value| value.trim().parse().unwrap_or(0));
+                    if request.len() >= head_end + 4 + length {
+                        break;
+                    }
+                }
+                let seen = counter.fetch_add(1, Ordering::SeqCst);
+                let status = if seen < failures {
+                    "503 Service Unavailable"
+                } else {
+                    "200 OK"
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/x-protobuf\r\n\
+                     content-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+        FlakyCollector {
+            port,
+            requests,
+            task,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for FlakyCollector {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn otlp_export_retried_after_failure() {
+    let collector = FlakyCollector::start(1).await;
+    let receivers = Receivers {
+        email: None,
+        otlp: Some(otlp_config(collector.endpoint(), Duration::from_secs(5))),
+    };
+    let notifier = start(&receivers);
+    notifier.send(transition(TransitionKind::Firing));
+
+    support::wait_until("otlp to deliver", Duration::from_secs(10), || async {
+        let counts = notifier.counts(ReceiverKind::Otlp)?;
+        (counts.sent == 1).then_some(())
+    })
+    .await;
+    let otlp = notifier.counts(ReceiverKind::Otlp).unwrap();
+    assert_eq!(otlp.attempt_errors, 1);
+    assert_eq!(otlp.failed, 0);
+    assert_eq!(otlp.pending, 0);
+    assert_eq!(collector.requests(), 2);
+    notifier.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn otlp_export_fails_after_retries() {
+    let collector = FlakyCollector::start(usize::MAX).await;
+    let receivers = Receivers {
+        email: None,
+        otlp: Some(otlp_config(collector.endpoint(), Duration::from_secs(5))),
+    };
+    let notifier = start(&receivers);
+    notifier.send(transition(TransitionKind::Firing));
+
+    support::wait_until("otlp to give up", Duration::from_secs(10), || async {
+        let counts = notifier.counts(ReceiverKind::Otlp)?;
+        (counts.failed == 1).then_some(())
+    })
+    .await;
+    let otlp = notifier.counts(ReceiverKind::Otlp).unwrap();
+    assert_eq!(otlp.sent, 0);
+    assert_eq!(otlp.attempt_errors, 3);
+    assert_eq!(otlp.pending, 0);
+    assert_eq!(collector.requests(), 3);
+    notifier.shutdown(Duration::from_secs(2)).await;
+}
+
 #[tokio::test]
 async fn file_sink_writes_eml_and_json() {
     let folder = tempfile::tempdir().unwrap();
@@ -480,6 +626,14 @@ async fn file_sink_writes_eml_and_json() {
         decoded.subject,
         "[P1 FIRING] Auth down on me: 3 (threshold > 0 in 1m)"
     );
+    assert_eq!(decoded.mime_version.as_deref(), Some("1.0"));
+    let message_id = decoded.message_id.expect("the .eml file has a Message-ID");
+    assert!(
+        message_id.starts_with("<auth-down=2Fme.1.firing.") && message_id.ends_with('>'),
+        "{message_id}"
+    );
+    assert!(decoded.date.is_some(), "the .eml file has no valid Date");
+    assert_eq!(decoded.defects, Vec::<String>::new());
     let json = std::fs::read(sink.join("000001-auth-down-me-firing.json")).unwrap();
     let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(json["timestamp"], "2026-05-28T20:26:40Z");

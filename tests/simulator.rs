@@ -404,6 +404,53 @@ async fn oversized_body_has_requested_size() {
 }
 
 #[tokio::test]
+async fn oversized_body_over_cap_rejected() {
+    let sim = start().await;
+    let (status, body) = control(
+        &sim,
+        "POST",
+        "/_sim/faults",
+        r#"{"kind": "oversized_body", "bytes": 99999999999999}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains("bytes"), "{message}");
+    assert!(message.contains("99999999999999"), "{message}");
+    assert!(message.contains("256 MiB"), "{message}");
+    let (_, listed) = control(&sim, "GET", "/_sim/faults", "").await;
+    assert_eq!(listed, serde_json::json!([]));
+    assert_eq!(get(&sim, "/v2/me.json").await.status(), 200);
+
+    let at_cap = format!(
+        r#"{{"kind": "oversized_body", "path": "/v2/team", "bytes": {}}}"#,
+        simulator::MAX_OVERSIZED_BODY_BYTES
+    );
+    let (status, body) = control(&sim, "POST", "/_sim/faults", &at_cap).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn oversized_body_of_20_mib_parses() {
+    let sim = start().await;
+    let bytes = 20 * 1024 * 1024 + 3;
+    sim.set_fault(Fault::new(None, FaultEffect::OversizedBody(bytes)));
+    let response = get(&sim, "/v2/people.json").await;
+    assert_eq!(header(&response, "content-length"), Some(bytes.to_string()));
+    let text = response.text().await.unwrap();
+    assert_eq!(text.len(), bytes);
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert!(body["data"].is_array());
+    assert!(
+        body["padding"]
+            .as_str()
+            .unwrap()
+            .bytes()
+            .all(|byte| byte == b'x')
+    );
+}
+
+#[tokio::test]
 async fn keep_alive_serves_several_requests() {
     let sim = start().await;
     let mut stream = TcpStream::connect(sim.addr()).await.unwrap();
@@ -661,6 +708,15 @@ async fn request_log_over_control_endpoint() {
     assert_eq!(requests[1]["path"], "/v2/people.json");
     assert_eq!(requests[1]["status"], 200);
     assert_eq!(requests[1]["token_present"], true);
+    let received_at = requests[1]["received_at"].as_str().unwrap();
+    let received_at = chrono::DateTime::parse_from_rfc3339(received_at)
+        .unwrap_or_else(|error| panic!("received_at {received_at:?}: {error}"));
+    let age = chrono::Utc::now().signed_duration_since(received_at);
+    assert!(
+        age >= chrono::TimeDelta::zero() && age < chrono::TimeDelta::seconds(60),
+        "received_at {received_at} is not recent"
+    );
+    assert!(requests[1]["elapsed_ms"].as_u64().is_some());
 
     let (_, stats) = control(&sim, "GET", "/_sim/stats", "").await;
     assert_eq!(stats["by_path"]["/v2/me.json"], 1);

@@ -1,5 +1,7 @@
 //! `loftwatch check`: one pass over every probe, the post-launch smoke test.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -37,44 +39,14 @@ pub async fn run(config: Config, json: bool, env: loftwatch::daemon::EnvLookup) 
         }
     }
     let passed = results.iter().all(|result| result.outcome == Outcome::Ok);
-    if json {
-        let report = serde_json::json!({
-            "passed": passed,
-            "base_url": config.salesloft.base_url,
-            "probes": results.iter().map(result_json).collect::<Vec<_>>(),
-        });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+    let report = if json {
+        json_report(&config, passed, &results)
     } else {
-        for result in &results {
-            let status = result
-                .status
-                .map_or("-".to_owned(), |status| status.to_string());
-            let detail = result.detail.as_deref().unwrap_or("");
-            println!(
-                "{:<6} {:<20} status {:<4} {:>8.1} ms  {}",
-                if result.outcome == Outcome::Ok {
-                    "PASS"
-                } else {
-                    "FAIL"
-                },
-                result.probe,
-                status,
-                result.latency.as_secs_f64() * 1000.0,
-                if result.outcome == Outcome::Ok {
-                    ""
-                } else {
-                    detail
-                },
-            );
-        }
-        let failed = results
-            .iter()
-            .filter(|result| result.outcome != Outcome::Ok)
-            .count();
-        println!("{} probes, {failed} failed", results.len());
+        table_report(&results)
+    };
+    if let Err(error) = write_stdout(&report) {
+        eprintln!("cannot write the report to stdout: {error}");
+        return ExitCode::FAILURE;
     }
     if passed {
         ExitCode::SUCCESS
@@ -115,10 +87,64 @@ fn client_with_secrets(
 /// Prints `{"passed": false, "error": ...}` on stdout for `check --json`.
 pub fn print_json_error(message: &str) {
     let report = serde_json::json!({ "passed": false, "error": message });
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report).unwrap_or_default()
-    );
+    let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    text.push('\n');
+    let _ = write_stdout(&text);
+}
+
+fn json_report(config: &Config, passed: bool, results: &[ProbeResult]) -> String {
+    let report = serde_json::json!({
+        "passed": passed,
+        "base_url": config.salesloft.base_url,
+        "probes": results.iter().map(result_json).collect::<Vec<_>>(),
+    });
+    let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn table_report(results: &[ProbeResult]) -> String {
+    let mut text = String::new();
+    for result in results {
+        let passed = result.outcome == Outcome::Ok;
+        let status = result
+            .status
+            .map_or("-".to_owned(), |status| status.to_string());
+        let detail = if passed {
+            ""
+        } else {
+            result.detail.as_deref().unwrap_or("")
+        };
+        // Writing into a String cannot fail.
+        let _ = writeln!(
+            text,
+            "{:<6} {:<20} status {:<4} {:>8.1} ms  {}",
+            if passed { "PASS" } else { "FAIL" },
+            result.probe,
+            status,
+            result.latency.as_secs_f64() * 1000.0,
+            detail,
+        );
+    }
+    let failed = results
+        .iter()
+        .filter(|result| result.outcome != Outcome::Ok)
+        .count();
+    let _ = writeln!(text, "{} probes, {failed} failed", results.len());
+    text
+}
+
+/// Writes `text` to a locked stdout and flushes it. A reader that closed the pipe early (as
+/// `loftwatch check | head -3` does) is not an error: the rest of the output is discarded.
+pub(super) fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+    match written {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 fn result_json(result: &ProbeResult) -> serde_json::Value {

@@ -34,12 +34,35 @@ const TABLE_EVERY: Duration = Duration::from_secs(10);
 /// The go-live checklist's rules, which the timeline makes fire and resolve. The default
 /// configuration's other rules (unreachable host, open circuit, token refresh, team budget)
 /// have no fault in the timeline, and the demo does not wait for them.
-const CHECKLIST_RULES: [&str; 5] =
-    ["Auth down", "Rate limited", "API errors", "High latency", "Latency over baseline"];
+const CHECKLIST_RULES: [&str; 5] = [
+    "Auth down",
+    "Rate limited",
+    "API errors",
+    "High latency",
+    "Latency over baseline",
+];
 
 /// The fault timeline: each checklist rule gets a fault, and all recover by 95 s.
 const DEMO_SCENARIO: &str = include_str!("demo_scenario.toml");
 
+/// Writes one formatted line to [`Stdout`].
+macro_rules! say {
+    ($stdout:expr) => {
+        $stdout.line(format_args!(""))
+    };
+    ($stdout:expr, $($arg:tt)*) => {
+        $stdout.line(format_args!($($arg)*))
+    };
+}
+
+mod output;
+mod timeline;
+
+use output::Stdout;
+use timeline::describe_step;
+
+/// Runs the demo until every rule fired and resolved, the time limit passes, Ctrl-C, or the
+/// reader of stdout goes away. Exit 0 when every rule fired and resolved.
 pub async fn run(out: Option<PathBuf>) -> ExitCode {
     let out = out.unwrap_or_else(default_out_dir);
     if let Err(error) = std::fs::create_dir_all(&out) {
@@ -68,7 +91,10 @@ pub async fn run(out: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let rule_names: Vec<Arc<str>> = CHECKLIST_RULES.iter().map(|name| Arc::from(*name)).collect();
+    let rule_names: Vec<Arc<str>> = CHECKLIST_RULES
+        .iter()
+        .map(|name| Arc::from(*name))
+        .collect();
     if let Some(missing) = rule_names
         .iter()
         .find(|name| !config.rules.iter().any(|rule| rule.name == **name))
@@ -77,18 +103,27 @@ pub async fn run(out: Option<PathBuf>) -> ExitCode {
         return ExitCode::FAILURE;
     }
 
-    println!("loftwatch demo");
-    println!("  simulator:      {}", sim.base_url());
-    println!("  notifications:  {}", out.display());
-    println!(
+    let mut stdout = Stdout::default();
+    say!(stdout, "loftwatch demo");
+    say!(stdout, "  simulator:      {}", sim.base_url());
+    say!(stdout, "  notifications:  {}", out.display());
+    say!(
+        stdout,
         "  timing:         default rules and probes, but probes every {}s, windows of at most \
          {}s, resolve after {}s,\n                  and no pause after a 429",
         DEMO_INTERVAL.as_secs(),
         DEMO_WINDOW.as_secs(),
         DEMO_KEEP_FIRING_FOR.as_secs()
     );
-    println!("  timeline:       401s, then 5xx, then 429s, then 2.5 s responses; Ctrl-C stops");
-    println!();
+    say!(stdout, "  timeline (mm:ss, Ctrl-C stops):");
+    for step in &scenario.steps {
+        say!(stdout, "    {}", describe_step(step));
+    }
+    say!(stdout);
+    if stdout.closed {
+        sim.shutdown().await;
+        return ExitCode::SUCCESS;
+    }
 
     let (observer, mut events) = mpsc::unbounded_channel();
     let (stop, shutdown) = watch::channel(false);
@@ -104,7 +139,7 @@ pub async fn run(out: Option<PathBuf>) -> ExitCode {
     sim.play(scenario);
 
     let started = Instant::now();
-    let mut display = Display::new(started);
+    let mut display = Display::new(started, stdout);
     let mut interrupt = crate::cli::shutdown_signal();
     let mut table = tokio::time::interval_at(started + TABLE_EVERY, TABLE_EVERY);
     let deadline = tokio::time::sleep(DEMO_LIMIT);
@@ -117,13 +152,16 @@ pub async fn run(out: Option<PathBuf>) -> ExitCode {
             },
             _ = table.tick() => display.table(),
             _ = &mut deadline => {
-                println!("\nthe demo's {} s limit passed", DEMO_LIMIT.as_secs());
+                say!(display.stdout, "\nthe demo's {} s limit passed", DEMO_LIMIT.as_secs());
                 break;
             }
             _ = interrupt.changed() => break,
         }
+        if display.stdout.closed {
+            break;
+        }
         if display.all_fired_and_resolved(&rule_names) {
-            println!("\nevery rule fired and resolved");
+            say!(display.stdout, "\nevery rule fired and resolved");
             break;
         }
     }
@@ -134,12 +172,22 @@ pub async fn run(out: Option<PathBuf>) -> ExitCode {
         Err(error) => eprintln!("the daemon task failed: {error}"),
     }
     sim.shutdown().await;
-    display.table();
+    if display.stdout.closed {
+        // The reader closed the pipe (`loftwatch demo | head`), so nobody reads the summary.
+        return ExitCode::SUCCESS;
+    }
+    if display.transitions_since_table > 0 {
+        display.table();
+    }
     let complete = display.summary(&rule_names);
     let files = std::fs::read_dir(&out)
         .map(|entries| entries.count())
         .unwrap_or(0);
-    println!("\n{files} notification files in {}", out.display());
+    say!(
+        display.stdout,
+        "\n{files} notification files in {}",
+        out.display()
+    );
     if complete {
         ExitCode::SUCCESS
     } else {
@@ -181,14 +229,19 @@ struct Display {
     started: Instant,
     recent: BTreeMap<Arc<str>, VecDeque<ProbeResult>>,
     fired: Timeline,
+    stdout: Stdout,
+    /// Transition lines printed since the last statistics table.
+    transitions_since_table: usize,
 }
 
 impl Display {
-    fn new(started: Instant) -> Self {
+    fn new(started: Instant, stdout: Stdout) -> Self {
         Display {
             started,
             recent: BTreeMap::new(),
             fired: BTreeMap::new(),
+            stdout,
+            transitions_since_table: 0,
         }
     }
 
@@ -231,9 +284,12 @@ impl Display {
                 "RESOLVED"
             }
         };
-        println!(
+        self.transitions_since_table += 1;
+        let elapsed = self.elapsed();
+        say!(
+            self.stdout,
             "[{}] {label} {} {:<22} probe {:<7} value {} (threshold {} in {})",
-            self.elapsed(),
+            elapsed,
             transition.severity,
             transition.rule,
             transition.probe,
@@ -243,10 +299,13 @@ impl Display {
         );
     }
 
-    fn table(&self) {
-        println!(
+    fn table(&mut self) {
+        self.transitions_since_table = 0;
+        let elapsed = self.elapsed();
+        say!(
+            self.stdout,
             "[{}] {:<8} {:>7} {:>7} {:>9} {:>9}  last outcomes (last {} s)",
-            self.elapsed(),
+            elapsed,
             "probe",
             "results",
             "ok %",
@@ -275,7 +334,8 @@ impl Display {
                         .map_or(result.outcome.to_string(), |s| s.to_string())
                 })
                 .collect();
-            println!(
+            say!(
+                self.stdout,
                 "        {:<8} {:>7} {:>7.1} {:>9} {:>9}  {}",
                 probe,
                 recent.len(),
@@ -302,10 +362,14 @@ impl Display {
     }
 
     /// Prints when each rule fired and resolved; returns whether every rule did both.
-    fn summary(&self, rules: &[Arc<str>]) -> bool {
-        println!(
+    fn summary(&mut self, rules: &[Arc<str>]) -> bool {
+        say!(
+            self.stdout,
             "\n{:<24} {:<8} {:>8} {:>9}",
-            "rule", "probe", "fired", "resolved"
+            "rule",
+            "probe",
+            "fired",
+            "resolved"
         );
         let mut complete = true;
         for rule in rules {
@@ -315,14 +379,21 @@ impl Display {
                 .filter(|((name, _), _)| name == rule)
                 .collect();
             if instances.is_empty() {
-                println!("{rule:<24} {:<8} {:>8} {:>9}", "-", "never", "-");
+                say!(
+                    self.stdout,
+                    "{rule:<24} {:<8} {:>8} {:>9}",
+                    "-",
+                    "never",
+                    "-"
+                );
                 complete = false;
             }
             for ((_, probe), (fired, resolved)) in instances {
                 let show = |at: &Option<Duration>| {
                     at.map_or("-".to_owned(), |at| format!("{}s", at.as_secs()))
                 };
-                println!(
+                say!(
+                    self.stdout,
                     "{rule:<24} {probe:<8} {:>8} {:>9}",
                     show(fired),
                     show(resolved)

@@ -9,7 +9,15 @@ use tracing_subscriber::EnvFilter;
 /// keeps logs to errors so its own display stays readable.
 pub fn init(json: bool, demo: bool) {
     let default = if demo { "error" } else { "info" };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // The OpenTelemetry SDK logs an ERROR for every failed metrics export. loftwatch logs one
+    // WARN a minute per endpoint instead, unless RUST_LOG asks for the SDK's own logs.
+    let asks_for_sdk = std::env::var("RUST_LOG").is_ok_and(|value| value.contains("opentelemetry"));
+    if !asks_for_sdk {
+        for directive in ["opentelemetry_sdk=off", "opentelemetry_otlp=off"] {
+            filter = filter.add_directive(directive.parse().expect("a valid directive"));
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

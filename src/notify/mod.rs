@@ -1,9 +1,9 @@
 //! Notifications: delivers alert transitions to the configured receivers.
 //!
 //! [`Notifier::send`] only enqueues. The receivers are email over SMTP, OTLP log records, and
-//! the demo's file sink. Each runs in its own tokio task with its own queue and retries with
-//! exponential backoff, so a dead server behind one receiver never stalls the caller or the
-//! others.
+//! the demo's file sink. Each runs in its own tokio task with its own queue and retries each
+//! notification with exponential backoff, so a dead server behind one receiver never stalls
+//! the caller or the others.
 
 mod ca_file;
 mod email;
@@ -21,8 +21,8 @@ pub use file_sink::{FileSink, file_name_part};
 pub use notifier::{Notifier, NotifierOptions, ReceiverCounts, ReceiverKind};
 pub use otlp::OtlpLogReceiver;
 pub use render::{
-    AlertLogRecord, AttributeValue, body, fired_for, format_utc, log_severity, render_message,
-    subject, transition_key,
+    AlertLogRecord, AttributeValue, body, fired_for, format_utc, log_severity, message_id,
+    render_message, subject, transition_key,
 };
 pub use retry::Backoff;
 
@@ -59,6 +59,8 @@ pub enum NotifyError {
         endpoint: String,
         source: opentelemetry_otlp::ExporterBuildError,
     },
+    #[error("cannot start the otlp log export thread: {source}")]
+    OtlpThread { source: std::io::Error },
     #[error("cannot prepare the notification folder {}: {source}", folder.display())]
     FileSink {
         folder: PathBuf,

@@ -110,16 +110,16 @@ pub struct ReceiverCounts {
     /// Notifications given up: retries exhausted, a permanent rejection, a full queue, or
     /// still queued when the shutdown deadline passed.
     pub failed: u64,
-    /// Failed attempts, retried ones included. For OTLP, failed exports of a batch.
+    /// Failed attempts, retried ones included.
     pub attempt_errors: u64,
-    /// Notifications queued or being delivered. OTLP records leave this count once the
-    /// batch processor has them.
+    /// Notifications queued or being delivered, retries included.
     pub pending: u64,
 }
 
 /// A receiver whose deliveries the notifier retries.
 enum RetriedReceiver {
     Email(EmailReceiver),
+    Otlp(OtlpLogReceiver),
     File(FileSink),
 }
 
@@ -127,6 +127,7 @@ impl RetriedReceiver {
     async fn deliver(&self, transition: &Transition) -> Result<(), DeliveryError> {
         match self {
             RetriedReceiver::Email(email) => email.deliver(transition).await,
+            RetriedReceiver::Otlp(otlp) => otlp.deliver(transition).await,
             RetriedReceiver::File(sink) => sink.deliver(transition).await.map(|_stem| ()),
         }
     }
@@ -140,12 +141,8 @@ struct ReceiverHandle {
 }
 
 /// Delivers alert transitions to every configured receiver.
-///
-/// NOTE: dropping a notifier without [`Notifier::shutdown`] shuts the OTLP logger provider down
-/// in its `Drop`, which can block a runtime thread while a black-holed collector times out.
 pub struct Notifier {
     receivers: Vec<ReceiverHandle>,
-    otlp: Option<Arc<OtlpLogReceiver>>,
     store: SharedStore,
 }
 
@@ -186,14 +183,8 @@ impl Notifier {
             Some(folder) => Some(FileSink::new(folder, receivers.email.as_ref())?),
             None => None,
         };
-        let otlp_stats = Arc::new(ReceiverStats::default());
         let otlp = match &receivers.otlp {
-            Some(config) => Some(Arc::new(OtlpLogReceiver::new(
-                config,
-                location,
-                &options.backoff,
-                otlp_stats.clone(),
-            )?)),
+            Some(config) => Some(OtlpLogReceiver::new(config, location)?),
             None => None,
         };
 
@@ -208,10 +199,10 @@ impl Notifier {
                 store.clone(),
             ));
         }
-        if let Some(otlp) = &otlp {
-            handles.push(spawn_otlp(
-                otlp.clone(),
-                otlp_stats,
+        if let Some(otlp) = otlp {
+            handles.push(spawn_retried(
+                ReceiverKind::Otlp,
+                RetriedReceiver::Otlp(otlp),
                 &options,
                 store.clone(),
             ));
@@ -226,7 +217,6 @@ impl Notifier {
         }
         Ok(Notifier {
             receivers: handles,
-            otlp,
             store,
         })
     }
@@ -322,19 +312,6 @@ impl Notifier {
                 );
             }
             finished.push((kind, stats));
-        }
-
-        if let Some(otlp) = self.otlp {
-            // The provider shutdown blocks its thread while the batch processor exports.
-            let remaining = deadline_at.saturating_duration_since(Instant::now());
-            let flush = tokio::task::spawn_blocking(move || otlp.shutdown(remaining));
-            let grace = remaining + Duration::from_millis(100);
-            if tokio::time::timeout(grace, flush).await.is_err() {
-                warn!(
-                    receiver = "otlp",
-                    "otlp shutdown did not finish before the deadline"
-                );
-            }
         }
 
         finished
@@ -435,32 +412,6 @@ fn spawn_retried(
     });
     ReceiverHandle {
         kind,
-        queue,
-        task,
-        stats,
-    }
-}
-
-fn spawn_otlp(
-    otlp: Arc<OtlpLogReceiver>,
-    stats: Arc<ReceiverStats>,
-    options: &NotifierOptions,
-    store: SharedStore,
-) -> ReceiverHandle {
-    let (queue, mut incoming) = mpsc::channel::<Queued>(options.queue_capacity.max(1));
-    let task_stats = stats.clone();
-    let task = tokio::spawn(async move {
-        while let Some(queued) = incoming.recv().await {
-            // The batch processor retries the export itself, so handing the record over counts
-            // as delivered in the outbox.
-            otlp.emit(&queued.transition);
-            let outcome = RetryOutcome::Delivered { attempts: 1 };
-            record_outcome(&store, ReceiverKind::Otlp, &queued, &outcome).await;
-            task_stats.pending.fetch_sub(1, Ordering::Relaxed);
-        }
-    });
-    ReceiverHandle {
-        kind: ReceiverKind::Otlp,
         queue,
         task,
         stats,

@@ -1,75 +1,44 @@
 //! The OTLP receiver: one log record per transition, exported over OTLP/HTTP with protobuf.
 //!
-//! Records go through the SDK's batch processor, which exports on its own thread, so a dead
-//! or black-holed collector never blocks the notifier. The exporter retries within the
-//! configured timeout and a counting wrapper records what was exported or lost.
+//! Each record is exported on its own, so the notifier retries it with backoff and records the
+//! outcome in the outbox like an email. The exporter uses a blocking HTTP client, so exports run
+//! on a dedicated thread and a dead or black-holed collector never blocks a tokio worker.
 
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::mpsc as std_mpsc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::SystemTime;
 
-use opentelemetry::KeyValue;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _};
-use opentelemetry_otlp::{Protocol, RetryPolicy, WithExportConfig, WithHttpConfig};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::logs::{
-    BatchConfigBuilder, BatchLogProcessor, LogBatch, LogExporter, SdkLogger, SdkLoggerProvider,
-};
-use tracing::warn;
+use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLogRecord, SdkLogger, SdkLoggerProvider};
+use tokio::sync::oneshot;
 
-use super::NotifyError;
-use super::notifier::ReceiverStats;
 use super::render::{AlertLogRecord, AttributeValue, log_severity};
-use super::retry::Backoff;
+use super::{DeliveryError, NotifyError};
 use crate::alert::Transition;
 use crate::config::OtlpConfig;
 
-/// How long the batch processor waits to collect records before an export. Alerts should
-/// leave quickly, so this is shorter than the SDK's default of one second.
-const BATCH_DELAY: Duration = Duration::from_millis(200);
+/// Name of the instrumentation scope of the alert log records.
+const SCOPE: &str = "loftwatch.notify";
 
-/// Emits transitions as OTLP log records.
+/// One export for the exporter thread, with the channel for its result.
+struct ExportJob {
+    record: SdkLogRecord,
+    reply: oneshot::Sender<OTelSdkResult>,
+}
+
+/// Exports transitions as OTLP log records, one attempt per [`OtlpLogReceiver::deliver`].
 pub struct OtlpLogReceiver {
-    provider: SdkLoggerProvider,
+    /// Creates the log records; it has no processor, so nothing is exported through it.
     logger: SdkLogger,
-}
-
-/// Wraps the OTLP exporter to count exported and lost records.
-#[derive(Debug)]
-struct CountingExporter<E> {
-    inner: E,
-    stats: Arc<ReceiverStats>,
+    jobs: std_mpsc::Sender<ExportJob>,
     endpoint: String,
-}
-
-impl<E: LogExporter> LogExporter for CountingExporter<E> {
-    async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
-        let records = batch.iter().count() as u64;
-        let result = self.inner.export(batch).await;
-        match &result {
-            Ok(()) => self.stats.add_sent(records),
-            Err(error) => {
-                self.stats.add_attempt_error();
-                self.stats.add_failed(records);
-                warn!(
-                    receiver = "otlp",
-                    endpoint = %self.endpoint,
-                    records,
-                    error = %error,
-                    "otlp log export failed, records dropped"
-                );
-            }
-        }
-        result
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
-    }
 }
 
 /// Returns the base endpoint with `suffix` appended, without a doubled slash.
@@ -77,64 +46,70 @@ pub(crate) fn signal_endpoint(base: &str, suffix: &str) -> String {
     format!("{}{suffix}", base.trim_end_matches('/'))
 }
 
-/// Converts the notifier's backoff into the exporter's retry policy. The exporter also stops
-/// retrying when its timeout runs out.
-pub(crate) fn retry_policy(backoff: &Backoff) -> RetryPolicy {
-    RetryPolicy::default()
-        .with_max_retries(backoff.max_attempts.saturating_sub(1) as usize)
-        .with_initial_delay(backoff.initial)
-        .with_max_delay(backoff.max)
-}
-
 impl OtlpLogReceiver {
-    /// Builds the exporter and the logger provider. The resource names the service
-    /// `loftwatch` and carries the `loftwatch.location` attribute.
-    pub(crate) fn new(
-        config: &OtlpConfig,
-        location: &str,
-        backoff: &Backoff,
-        stats: Arc<ReceiverStats>,
-    ) -> Result<OtlpLogReceiver, NotifyError> {
+    /// Builds the exporter and starts its thread. The resource names the service `loftwatch`
+    /// and carries the `loftwatch.location` attribute. The exporter itself does not retry:
+    /// the notifier does, with its own backoff.
+    pub(crate) fn new(config: &OtlpConfig, location: &str) -> Result<OtlpLogReceiver, NotifyError> {
         let endpoint = signal_endpoint(&config.endpoint, "/v1/logs");
-        let exporter = opentelemetry_otlp::LogExporter::builder()
+        let mut exporter = opentelemetry_otlp::LogExporter::builder()
             .with_http()
             .with_protocol(Protocol::HttpBinary)
             .with_endpoint(endpoint.clone())
             .with_timeout(config.timeout)
-            .with_retry_policy(retry_policy(backoff))
+            .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
             .build()
             .map_err(|source| NotifyError::OtlpExporter {
                 endpoint: endpoint.clone(),
                 source,
             })?;
-        let exporter = CountingExporter {
-            inner: exporter,
-            stats,
-            endpoint,
-        };
-        let processor = BatchLogProcessor::builder(exporter)
-            .with_batch_config(
-                BatchConfigBuilder::default()
-                    .with_scheduled_delay(BATCH_DELAY)
-                    .build(),
-            )
-            .build();
         let resource = Resource::builder()
             .with_service_name("loftwatch")
             .with_attribute(KeyValue::new("loftwatch.location", location.to_owned()))
             .build();
-        let provider = SdkLoggerProvider::builder()
-            .with_resource(resource)
-            .with_log_processor(processor)
-            .build();
-        let logger = provider.logger("loftwatch.notify");
-        Ok(OtlpLogReceiver { provider, logger })
+        exporter.set_resource(&resource);
+        let provider = SdkLoggerProvider::builder().with_resource(resource).build();
+        let logger = provider.logger(SCOPE);
+
+        let (jobs, incoming) = std_mpsc::channel::<ExportJob>();
+        let thread = std::thread::Builder::new()
+            .name("otlp-log-export".to_owned())
+            .spawn(move || export_jobs(&exporter, &incoming));
+        if let Err(source) = thread {
+            return Err(NotifyError::OtlpThread { source });
+        }
+        Ok(OtlpLogReceiver {
+            logger,
+            jobs,
+            endpoint,
+        })
     }
 
-    /// Hands the log record of a transition to the batch processor. This never waits for the
-    /// network. The processor drops records when its queue is full (2048 records, the default
-    /// of opentelemetry_sdk 0.33).
-    pub fn emit(&self, transition: &Transition) {
+    /// Exports the log record of a transition once and waits for the collector's reply, at
+    /// most the configured `otlp.timeout`. Every failure is transient, so the notifier retries.
+    pub async fn deliver(&self, transition: &Transition) -> Result<(), DeliveryError> {
+        let (reply, result) = oneshot::channel();
+        let job = ExportJob {
+            record: self.record(transition),
+            reply,
+        };
+        let failed = |reason: String| {
+            DeliveryError::transient(format!(
+                "otlp log export to {} failed: {reason}",
+                self.endpoint
+            ))
+        };
+        if self.jobs.send(job).is_err() {
+            return Err(failed("the exporter thread stopped".to_owned()));
+        }
+        match result.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(failed(error.to_string())),
+            Err(_) => Err(failed("the exporter thread stopped".to_owned())),
+        }
+    }
+
+    fn record(&self, transition: &Transition) -> SdkLogRecord {
         let content = AlertLogRecord::from_transition(transition);
         let (severity, severity_text) = log_severity(transition);
         let mut record = self.logger.create_log_record();
@@ -151,15 +126,42 @@ impl OtlpLogReceiver {
             };
             record.add_attribute(key, value);
         }
-        self.logger.emit(record);
+        record
     }
+}
 
-    /// Exports what is queued and stops the processor thread. This blocks the calling thread
-    /// for up to `timeout`, so async code calls it through `spawn_blocking`.
-    pub fn shutdown(&self, timeout: Duration) {
-        if let Err(error) = self.provider.shutdown_with_timeout(timeout) {
-            warn!(receiver = "otlp", error = %error, "otlp logger shutdown failed");
+/// Runs on the exporter thread until every sender is gone. The exporter's blocking HTTP client
+/// must neither run nor be dropped on a tokio worker, so it lives and dies on this thread.
+fn export_jobs<E: LogExporter>(exporter: &E, incoming: &std_mpsc::Receiver<ExportJob>) {
+    let scope = InstrumentationScope::builder(SCOPE).build();
+    for job in incoming {
+        let records = [(&job.record, &scope)];
+        let result = block_on(exporter.export(LogBatch::new(&records)));
+        // The notifier may have given up on this job at shutdown; nobody waits then.
+        let _ = job.reply.send(result);
+    }
+}
+
+/// Wakes the exporter thread when the export future can make progress.
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Polls `future` to completion on the current thread, parking between polls. The blocking
+/// exporter finishes within its first poll; the loop covers exporters that do not.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
         }
+        std::thread::park();
     }
 }
 

@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use lettre::Message;
-use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, Mailboxes};
+use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, Mailboxes, SinglePart};
 use opentelemetry::logs::Severity as LogSeverity;
 use serde::Serialize;
 
@@ -117,8 +117,35 @@ impl Header for TransitionHeader {
     }
 }
 
-/// Renders the email for a transition: the subject and body above, an `X-Loftwatch-Transition`
-/// header, `text/plain; charset=utf-8` (lettre picks quoted-printable or base64 for non-ASCII
+/// Returns the `Message-ID` of a transition's email: `<alert id.sequence.state.time@domain>`,
+/// with the domain of the From address. Retries and restarts reuse it, so a mailbox can drop a
+/// redelivery. The transition time in milliseconds keeps it unique when a wiped store starts
+/// the sequence numbers over. Bytes of the alert id outside `[A-Za-z0-9_-]` are written as
+/// `=XX`, so the id stays valid and distinct ids stay distinct.
+pub fn message_id(transition: &Transition, domain: &str) -> String {
+    let mut alert_id = String::new();
+    for byte in transition.alert_id.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
+            alert_id.push(char::from(byte));
+        } else {
+            alert_id.push_str(&format!("={byte:02X}"));
+        }
+    }
+    let millis = transition
+        .at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    format!(
+        "<{alert_id}.{}.{}.{millis}@{domain}>",
+        transition.sequence,
+        transition.kind.as_str()
+    )
+}
+
+/// Renders the email for a transition as a MIME message: the subject and body above, an
+/// `X-Loftwatch-Transition` header, a [`message_id`], `MIME-Version: 1.0` and one
+/// `text/plain; charset=utf-8` part (lettre picks quoted-printable or base64 for non-ASCII
 /// text and RFC 2047 encoded-words for the subject), dated at the transition time.
 pub fn render_message(
     transition: &Transition,
@@ -130,13 +157,14 @@ pub fn render_message(
         .from(from.clone())
         .subject(subject(transition))
         .date(transition.at)
-        .header(ContentType::TEXT_PLAIN)
+        .message_id(Some(message_id(transition, from.email.domain())))
         .header(TransitionHeader(transition_key(transition)));
     for mailbox in recipients {
         builder = builder.to(mailbox);
     }
+    // `singlepart` adds `MIME-Version: 1.0`, which `body` leaves out.
     builder
-        .body(body(transition))
+        .singlepart(SinglePart::plain(body(transition)))
         .map_err(|source| NotifyError::RenderEmail {
             alert_id: transition.alert_id.clone(),
             source,

@@ -41,6 +41,10 @@ pub struct Fault {
     pub effect: FaultEffect,
 }
 
+/// Largest body an `oversized_body` fault accepts from JSON or TOML: 256 MiB, far above any
+/// probe's `max_body`, and small enough that a typo cannot keep a client reading for hours.
+pub const MAX_OVERSIZED_BODY_BYTES: usize = 256 * 1024 * 1024;
+
 /// Effect of a fault on a request it hits.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FaultEffect {
@@ -58,7 +62,8 @@ pub enum FaultEffect {
     Close,
     /// Sends status 200 with a truncated, unparseable JSON body.
     MalformedJson,
-    /// Pads the normal JSON body to this many bytes.
+    /// Pads the normal JSON body to this many bytes. The body is written in chunks, so a
+    /// large size costs no memory.
     OversizedBody(usize),
 }
 
@@ -280,7 +285,17 @@ impl TryFrom<RawFault> for Fault {
             "close" => FaultEffect::Close,
             "malformed_json" => FaultEffect::MalformedJson,
             "oversized_body" => {
-                FaultEffect::OversizedBody(require("bytes", "oversized_body", raw.bytes)?)
+                let bytes = require("bytes", "oversized_body", raw.bytes)?;
+                if bytes > MAX_OVERSIZED_BODY_BYTES {
+                    return Err(FaultError::new(
+                        "bytes",
+                        format!(
+                            "{bytes} is over the maximum of {MAX_OVERSIZED_BODY_BYTES} (256 MiB): \
+                             use a smaller size"
+                        ),
+                    ));
+                }
+                FaultEffect::OversizedBody(bytes)
             }
             other => {
                 return Err(FaultError::new(

@@ -249,11 +249,17 @@ impl Response {
 
     /// Encodes the status line and headers, with `content-length` of the body.
     pub fn head_bytes(&self, keep_alive: bool) -> Vec<u8> {
+        self.head_bytes_with_length(keep_alive, self.body.len())
+    }
+
+    /// Encodes the status line and headers for a body of `length` bytes that the caller
+    /// writes itself.
+    pub fn head_bytes_with_length(&self, keep_alive: bool, length: usize) -> Vec<u8> {
         let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (name, value) in &self.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
-        head.push_str(&format!("content-length: {}\r\n", self.body.len()));
+        head.push_str(&format!("content-length: {length}\r\n"));
         head.push_str(&format!(
             "date: {}\r\n",
             httpdate::fmt_http_date(SystemTime::now())

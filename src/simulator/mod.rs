@@ -39,7 +39,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use api::Catalog;
-pub use fault::{Delay, Fault, FaultEffect, FaultError, RawFault, canonical_path};
+pub use fault::{
+    Delay, Fault, FaultEffect, FaultError, MAX_OVERSIZED_BODY_BYTES, RawFault, canonical_path,
+};
 pub use log::{LoggedRequest, RequestStats};
 pub use ratelimit::{DEFAULT_BUDGET_PER_MINUTE, RetryAfter, page_cost};
 pub use scenario::{Scenario, ScenarioError, Step};

@@ -20,6 +20,8 @@ use super::state::{FaultAction, State};
 
 /// Number of pieces a `slow_body` fault splits the body into, at most.
 const SLOW_BODY_CHUNKS: usize = 20;
+/// Size of the pieces in which an `oversized_body` fault writes its padding.
+const PADDING_CHUNK: usize = 64 * 1024;
 
 /// Accepts connections until `shutdown` turns true, then drops every open connection.
 pub async fn serve(listener: TcpListener, state: Arc<State>, mut shutdown: watch::Receiver<bool>) {
@@ -125,19 +127,18 @@ async fn serve_api(stream: &mut TcpStream, state: &State, request: &Request) -> 
         Some(FaultAction::Status(code)) => status_response(state, *code),
         _ => api::respond(state, request),
     };
-    match &plan.action {
-        Some(FaultAction::MalformedJson) => {
-            let keep = response.body.len() / 2;
-            response.body.truncate(keep);
-        }
-        Some(FaultAction::OversizedBody(bytes)) => pad_body(&mut response.body, *bytes),
-        _ => {}
+    if let Some(FaultAction::MalformedJson) = &plan.action {
+        let keep = response.body.len() / 2;
+        response.body.truncate(keep);
     }
     log(Some(response.status));
 
     let written = match &plan.action {
         Some(FaultAction::SlowBody(duration)) => {
             trickle(stream, &response, request.keep_alive, *duration).await
+        }
+        Some(FaultAction::OversizedBody(bytes)) => {
+            write_padded(stream, response, request.keep_alive, *bytes).await
         }
         _ => response.write_to(stream, request.keep_alive).await,
     };
@@ -168,19 +169,37 @@ fn status_response(state: &State, code: u16) -> Response {
     }
 }
 
-/// Pads a JSON object body with a `padding` string so it is at least `bytes` long.
-fn pad_body(body: &mut Vec<u8>, bytes: usize) {
-    if body.last() != Some(&b'}') {
-        body.resize(body.len().max(bytes), b' ');
-        return;
+/// Writes `response` with its body padded to at least `bytes`. A JSON object gets a `padding`
+/// string member, so it still parses. Any other body gets trailing spaces. The padding is
+/// written in pieces of [`PADDING_CHUNK`] bytes, so a body of any size costs no more memory.
+async fn write_padded(
+    stream: &mut TcpStream,
+    mut response: Response,
+    keep_alive: bool,
+    bytes: usize,
+) -> std::io::Result<()> {
+    let (fill_byte, suffix): (u8, &[u8]) = if response.body.last() == Some(&b'}') {
+        response.body.pop();
+        response.body.extend_from_slice(b",\"padding\":\"");
+        (b'x', b"\"}")
+    } else {
+        (b' ', b"")
+    };
+    let fill = bytes.saturating_sub(response.body.len() + suffix.len());
+    let length = response.body.len() + fill + suffix.len();
+    stream
+        .write_all(&response.head_bytes_with_length(keep_alive, length))
+        .await?;
+    stream.write_all(&response.body).await?;
+    let chunk = vec![fill_byte; PADDING_CHUNK.min(fill)];
+    let mut remaining = fill;
+    while remaining > 0 {
+        let piece = remaining.min(chunk.len());
+        stream.write_all(&chunk[..piece]).await?;
+        remaining -= piece;
     }
-    let prefix = b",\"padding\":\"";
-    let overhead = body.len() + prefix.len() + 1;
-    let fill = bytes.saturating_sub(overhead);
-    body.pop();
-    body.extend_from_slice(prefix);
-    body.resize(body.len() + fill, b'x');
-    body.extend_from_slice(b"\"}");
+    stream.write_all(suffix).await?;
+    stream.flush().await
 }
 
 /// Writes the head at once and the body in pieces spread over `duration`.

@@ -2,12 +2,17 @@
 //! counters.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Gauge, Histogram, MeterProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+use tokio::time::Instant;
 use tracing::warn;
 
 use super::TelemetryError;
@@ -21,6 +26,74 @@ pub const LATENCY_BUCKETS: [f64; 20] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0,
     10.0, 20.0, 30.0,
 ];
+
+/// Shortest time between two warnings about failed metrics exports to one endpoint.
+const EXPORT_WARNING_EVERY: Duration = Duration::from_secs(60);
+
+/// Rate limit of the failed-export warning: at most one per [`EXPORT_WARNING_EVERY`], with the
+/// number of failures that were not logged in between.
+#[derive(Debug, Default)]
+struct WarningLimit {
+    last_warning: Option<Instant>,
+    suppressed: u64,
+}
+
+impl WarningLimit {
+    /// Returns `Some(failures not logged since the last warning)` when a warning is due at
+    /// `now`, or counts the failure and returns `None`.
+    fn failure(&mut self, now: Instant) -> Option<u64> {
+        let due = self
+            .last_warning
+            .is_none_or(|last| now.saturating_duration_since(last) >= EXPORT_WARNING_EVERY);
+        if !due {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last_warning = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+/// Wraps the metrics exporter to log failed exports as one WARN per minute. The SDK's own
+/// ERROR for every failed export is filtered out in `cli::logging`.
+struct WarnedExporter<E> {
+    inner: E,
+    endpoint: String,
+    limit: std::sync::Mutex<WarningLimit>,
+}
+
+impl<E: PushMetricExporter> PushMetricExporter for WarnedExporter<E> {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        let result = self.inner.export(metrics).await;
+        if let Err(error) = &result {
+            let due = match self.limit.lock() {
+                Ok(mut limit) => limit.failure(Instant::now()),
+                Err(_) => Some(0),
+            };
+            if let Some(suppressed) = due {
+                warn!(
+                    endpoint = %self.endpoint,
+                    error = %error,
+                    failures_not_logged = suppressed,
+                    "otlp metrics export failed, metrics of this interval are dropped"
+                );
+            }
+        }
+        result
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self) -> Temporality {
+        self.inner.temporality()
+    }
+}
 
 struct Instruments {
     provider: SdkMeterProvider,
@@ -37,6 +110,7 @@ struct Instruments {
 /// Builds the OTLP/HTTP exporter and the meter provider with its periodic reader.
 fn start_provider(config: &OtlpConfig, location: &str) -> Result<SdkMeterProvider, TelemetryError> {
     let endpoint = format!("{}/v1/metrics", config.endpoint.trim_end_matches('/'));
+    let endpoint_for_logs = endpoint.clone();
     let exporter = opentelemetry_otlp::MetricExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
@@ -44,6 +118,11 @@ fn start_provider(config: &OtlpConfig, location: &str) -> Result<SdkMeterProvide
         .with_timeout(config.timeout)
         .build()
         .map_err(|source| TelemetryError::Exporter { endpoint, source })?;
+    let exporter = WarnedExporter {
+        inner: exporter,
+        endpoint: endpoint_for_logs,
+        limit: std::sync::Mutex::new(WarningLimit::default()),
+    };
     let reader = PeriodicReader::builder(exporter)
         .with_interval(config.export_interval)
         .build();
@@ -264,5 +343,17 @@ mod tests {
     #[test]
     fn latency_buckets_increase() {
         assert!(LATENCY_BUCKETS.windows(2).all(|pair| pair[0] < pair[1]));
+    }
+
+    #[test]
+    fn export_warning_once_per_minute() {
+        let start = Instant::now();
+        let mut limit = WarningLimit::default();
+        assert_eq!(limit.failure(start), Some(0));
+        assert_eq!(limit.failure(start + Duration::from_secs(10)), None);
+        assert_eq!(limit.failure(start + Duration::from_secs(59)), None);
+        assert_eq!(limit.failure(start + Duration::from_secs(60)), Some(2));
+        assert_eq!(limit.failure(start + Duration::from_secs(61)), None);
+        assert_eq!(limit.failure(start + Duration::from_secs(125)), Some(1));
     }
 }

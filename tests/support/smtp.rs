@@ -156,6 +156,12 @@ pub struct DecodedMail {
     pub transfer_encoding: Option<String>,
     /// The body, with its transfer encoding and charset decoded.
     pub body: String,
+    /// `MIME-Version`, when present.
+    pub mime_version: Option<String>,
+    /// `Message-ID`, when present.
+    pub message_id: Option<String>,
+    /// `Date` as RFC 3339, when present and valid.
+    pub date: Option<String>,
     /// Problems the parser found (header defects), as their class names.
     pub defects: Vec<String>,
 }
@@ -164,7 +170,7 @@ const DECODE_SCRIPT: &str = r#"
 import email, email.policy, json, sys
 message = email.message_from_bytes(sys.stdin.buffer.read(), policy=email.policy.default)
 defects = [type(d).__name__ for d in message.defects]
-for name in ("Subject", "From", "To"):
+for name in ("Subject", "From", "To", "Date", "Message-ID", "MIME-Version"):
     header = message[name]
     if header is not None:
         defects += [type(d).__name__ for d in header.defects]
@@ -176,6 +182,9 @@ json.dump({
     "charset": message.get_content_charset(),
     "transfer_encoding": message.get("Content-Transfer-Encoding"),
     "body": message.get_content(),
+    "mime_version": message.get("MIME-Version"),
+    "message_id": message.get("Message-ID"),
+    "date": message["Date"].datetime.isoformat() if message["Date"] is not None else None,
     "defects": defects,
 }, sys.stdout)
 "#;
