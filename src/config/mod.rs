@@ -8,6 +8,7 @@ mod budget;
 mod error;
 mod items;
 mod raw;
+mod receivers;
 mod rules;
 mod server;
 mod types;
@@ -17,6 +18,7 @@ use std::path::Path;
 
 pub use budget::{BudgetReport, ProbeCost, check_budget, cost_per_minute};
 pub use error::{ConfigError, ConfigIssue};
+pub use receivers::DEFAULT_RESEND_INTERVAL;
 pub use rules::is_loopback;
 pub use server::DEFAULT_LISTEN;
 pub use types::*;

@@ -18,9 +18,9 @@ use opentelemetry_sdk::logs::{
 use tracing::warn;
 
 use super::NotifyError;
-use super::notifier::ReceiverStats;
 use super::render::{AlertLogRecord, AttributeValue, log_severity};
 use super::retry::Backoff;
+use super::stats::ReceiverStats;
 use crate::alert::Transition;
 use crate::config::OtlpConfig;
 
@@ -49,7 +49,7 @@ impl<E: LogExporter> LogExporter for CountingExporter<E> {
         match &result {
             Ok(()) => self.stats.add_sent(records),
             Err(error) => {
-                self.stats.add_attempt_error();
+                self.stats.add_attempt_error(super::FailureReason::Other);
                 self.stats.add_failed(records);
                 warn!(
                     receiver = "otlp",
