@@ -383,6 +383,7 @@ impl Daemon {
         self.deliver(transitions);
         self.server_state
             .set_engine_and_receivers(&self.engine, &self.notifier);
+        self.metrics.record_receivers(&self.notifier);
     }
 
     /// Logs the transitions, commits them with the engine's changed timers, then hands the

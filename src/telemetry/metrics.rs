@@ -11,7 +11,9 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use tracing::warn;
 
 use super::TelemetryError;
+use super::receivers::ReceiverInstruments;
 use crate::config::{OtlpConfig, ProbeSpec};
+use crate::notify::Notifier;
 use crate::probe::{Outcome, ProbeResult};
 
 /// Bucket boundaries of `http.client.request.duration`, in seconds. They are dense around
@@ -27,6 +29,7 @@ struct Instruments {
     duration: Histogram<f64>,
     results: Counter<u64>,
     skipped: Counter<u64>,
+    receivers: ReceiverInstruments,
 }
 
 /// Builds the OTLP/HTTP exporter and the meter provider with its periodic reader.
@@ -72,11 +75,13 @@ impl Instruments {
             .with_unit("{run}")
             .with_description("Probe runs skipped, by reason")
             .build();
+        let receivers = ReceiverInstruments::register(&meter);
         Instruments {
             provider,
             duration,
             results,
             skipped,
+            receivers,
         }
     }
 }
@@ -164,6 +169,13 @@ impl Metrics {
             KeyValue::new("loftwatch.location", self.location.to_string()),
         ];
         instruments.skipped.add(count, &attributes);
+    }
+
+    /// Adds the receiver counters and request durations of `notifier` since the last call.
+    pub fn record_receivers(&self, notifier: &Notifier) {
+        if let Some(instruments) = &self.instruments {
+            instruments.receivers.record(notifier, &self.location);
+        }
     }
 
     /// Exports what was recorded and stops the reader thread. This blocks the calling thread
