@@ -1,6 +1,6 @@
 //! The Alertmanager and webhook receivers against real servers: a real Alertmanager (the Debian
 //! `prometheus-alertmanager` package) fed by the `loftwatch` binary while the in-process
-//! simulator answers 401, a signed webhook captured by a local HTTP server, the heartbeat, the
+//! simulator responds with 401, a signed webhook captured by a local HTTP server, the heartbeat, the
 //! fallback and the receiver metrics on `/metrics`.
 
 mod support;
@@ -43,13 +43,14 @@ struct Captured {
 #[derive(Default)]
 struct CaptureState {
     requests: Vec<Captured>,
-    /// Requests still to answer with 503 before answering 200.
+    /// Requests still to reject with 503 before responding with 200.
     failures_left: usize,
-    /// Answer every request with 503.
+    /// Whether every request gets a 503.
     down: bool,
 }
 
-/// An HTTP server on 127.0.0.1 that records every `POST` and answers 200, or 503 while told.
+/// An HTTP server on 127.0.0.1 that records every `POST` and responds with 200, or 503 while set
+/// to fail.
 #[derive(Clone)]
 struct Capture {
     state: Arc<Mutex<CaptureState>>,
@@ -107,7 +108,7 @@ impl Capture {
         self.state.lock().unwrap().requests.clone()
     }
 
-    /// Returns the JSON bodies of the requests answered with 200 or not, in arrival order.
+    /// Returns the JSON bodies of every request, failed ones included, in arrival order.
     fn bodies(&self) -> Vec<Value> {
         self.requests()
             .iter()

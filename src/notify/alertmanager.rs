@@ -127,9 +127,9 @@ impl AlertmanagerReceiver {
         self.resend_interval * VALIDITY_INTERVALS
     }
 
-    /// Posts one transition. A firing alert is remembered for resends before the post, so an
-    /// alert whose first post failed still reaches Alertmanager at the next resend; a resolved
-    /// one is forgotten.
+    /// Posts one transition. A firing alert joins the resend list before the post, so an alert
+    /// whose first post failed still reaches Alertmanager at the next resend. A resolved alert
+    /// leaves the list.
     pub async fn deliver(&self, transition: &Transition) -> Result<(), DeliveryError> {
         {
             let mut firing = self.firing.lock().expect("firing lock is never poisoned");

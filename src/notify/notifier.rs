@@ -32,7 +32,7 @@ use crate::store::{DeliveryStatus, OutboxEntry, Store, StoreError};
 /// The store shared by a notifier and its tasks, set once by [`Notifier::attach_store`].
 type SharedStore = Arc<OnceLock<Store>>;
 
-/// What a receiver delivers.
+/// A notification that a receiver delivers.
 #[derive(Debug, Clone)]
 pub(super) enum Notification {
     Transition(Transition),

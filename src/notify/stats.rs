@@ -1,7 +1,7 @@
 //! Live counters of each receiver: deliveries, failures by reason and request latency.
 //!
 //! The notifier's tasks write them with atomics, and the Prometheus and OTLP exporters read
-//! snapshots, so counting never waits for an exporter.
+//! snapshots, so counting does not wait for an exporter.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,9 +23,9 @@ pub enum FailureReason {
     Timeout,
     /// The connection was refused, reset or the host did not resolve.
     Connect,
-    /// The receiver answered with a 4xx status other than 401 and 403.
+    /// The receiver responded with a 4xx status other than 401 and 403.
     Http4xx,
-    /// The receiver answered with a 5xx status.
+    /// The receiver responded with a 5xx status.
     Http5xx,
     /// The TLS handshake failed.
     Tls,
