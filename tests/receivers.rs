@@ -1,7 +1,7 @@
 //! The Alertmanager and webhook receivers against real servers: a real Alertmanager (the Debian
 //! `prometheus-alertmanager` package) fed by the `loftwatch` binary while the in-process
-//! simulator responds with 401, a signed webhook captured by a local HTTP server, the heartbeat, the
-//! fallback and the receiver metrics on `/metrics`.
+//! simulator responds with 401, a signed webhook captured by a local HTTP server, the heartbeat,
+//! the fallback and the receiver metrics on `/metrics`.
 
 mod support;
 
