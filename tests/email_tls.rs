@@ -82,6 +82,7 @@ fn email_config(port: u16, tls: SmtpTls, server: &TlsSmtpServer) -> EmailConfig 
         from: "loftwatch <loftwatch@example.test>".to_owned(),
         to: vec!["oncall@example.test".to_owned()],
         timeout: Duration::from_secs(5),
+        fallback: None,
     }
 }
 
@@ -285,6 +286,7 @@ async fn notifier_logs_omit_password() {
     let receivers = Receivers {
         email: Some(email_config(server.port(), SmtpTls::Starttls, &server)),
         otlp: None,
+        ..Receivers::default()
     };
     let options = NotifierOptions {
         backoff: Backoff {
@@ -388,6 +390,7 @@ fn ca_file_error_at_receiver_start() {
         from: "loftwatch@example.test".to_owned(),
         to: vec!["oncall@example.test".to_owned()],
         timeout: Duration::from_secs(5),
+        fallback: None,
     };
     let error = EmailReceiver::new(&config, &|_: &str| None)
         .err()

@@ -74,6 +74,7 @@ fn email_config(host: &str, port: u16, tls: SmtpTls) -> EmailConfig {
         from: "loftwatch <loftwatch@example.test>".to_owned(),
         to: vec!["oncall@example.test".to_owned()],
         timeout: Duration::from_secs(5),
+        fallback: None,
     }
 }
 
@@ -108,6 +109,7 @@ async fn email_firing_and_resolved_delivered() {
     let receivers = Receivers {
         email: Some(email_config("127.0.0.1", server.port(), SmtpTls::None)),
         otlp: None,
+        ..Receivers::default()
     };
     let notifier = start(&receivers);
     notifier.send(transition(TransitionKind::Firing));
@@ -255,6 +257,7 @@ async fn non_ascii_subject_decodes_exactly() {
     let receivers = Receivers {
         email: Some(email_config("localhost", server.port(), SmtpTls::None)),
         otlp: None,
+        ..Receivers::default()
     };
     let notifier = start(&receivers);
     notifier.send(transition.clone());
@@ -283,6 +286,7 @@ async fn plain_smtp_to_remote_host_rejected() {
         let receivers = Receivers {
             email: Some(email_config(host, 25, SmtpTls::None)),
             otlp: None,
+            ..Receivers::default()
         };
         let result = Notifier::start(&receivers, &no_env, "eu-west", None);
         let error = result
@@ -308,6 +312,7 @@ async fn missing_smtp_password_rejected() {
     let receivers = Receivers {
         email: Some(config),
         otlp: None,
+        ..Receivers::default()
     };
     let error = Notifier::start(&receivers, &no_env, "eu-west", None)
         .err()
@@ -325,6 +330,7 @@ async fn dead_smtp_port_does_not_delay_otlp() {
     let receivers = Receivers {
         email: Some(email_config("127.0.0.1", unused_port(), SmtpTls::None)),
         otlp: Some(otlp_config(collector.endpoint(), Duration::from_secs(5))),
+        ..Receivers::default()
     };
     let notifier = start(&receivers);
 
@@ -373,6 +379,7 @@ async fn black_holed_otlp_does_not_delay_email() {
     let receivers = Receivers {
         email: Some(email_config("127.0.0.1", server.port(), SmtpTls::None)),
         otlp: Some(otlp_config(black_hole.endpoint(), Duration::from_secs(30))),
+        ..Receivers::default()
     };
     let notifier = start(&receivers);
 
@@ -417,6 +424,7 @@ async fn otlp_log_records_carry_attributes() {
     let receivers = Receivers {
         email: None,
         otlp: Some(otlp_config(collector.endpoint(), Duration::from_secs(5))),
+        ..Receivers::default()
     };
     let notifier = start(&receivers);
     let mut warning = transition(TransitionKind::Firing);
@@ -549,6 +557,7 @@ async fn otlp_export_retried_after_failure() {
     let receivers = Receivers {
         email: None,
         otlp: Some(otlp_config(collector.endpoint(), Duration::from_secs(5))),
+        ..Receivers::default()
     };
     let notifier = start(&receivers);
     notifier.send(transition(TransitionKind::Firing));
@@ -572,6 +581,7 @@ async fn otlp_export_fails_after_retries() {
     let receivers = Receivers {
         email: None,
         otlp: Some(otlp_config(collector.endpoint(), Duration::from_secs(5))),
+        ..Receivers::default()
     };
     let notifier = start(&receivers);
     notifier.send(transition(TransitionKind::Firing));

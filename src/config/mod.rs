@@ -10,6 +10,7 @@ mod duration;
 mod error;
 mod items;
 mod raw;
+mod receivers;
 mod rules;
 mod server;
 mod syntax;
@@ -20,6 +21,7 @@ use std::path::Path;
 
 pub use budget::{BudgetReport, ProbeCost, check_budget, cost_per_minute};
 pub use error::{ConfigError, ConfigIssue};
+pub use receivers::DEFAULT_RESEND_INTERVAL;
 pub use rules::is_loopback;
 pub use server::DEFAULT_LISTEN;
 pub use types::*;

@@ -116,6 +116,38 @@ pub(crate) struct RawRule {
 pub(crate) struct RawReceivers {
     pub email: Option<RawEmail>,
     pub otlp: Option<RawOtlp>,
+    pub alertmanager: Option<RawAlertmanager>,
+    pub webhook: Option<RawWebhook>,
+    pub heartbeat: Option<RawHeartbeat>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAlertmanager {
+    pub url: Text,
+    pub resend_interval: Option<Text>,
+    pub timeout: Option<Text>,
+    pub generator_url: Option<Text>,
+    pub fallback: Option<Text>,
+    pub fallback_after: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWebhook {
+    pub url: Text,
+    pub secret: Option<Spanned<RawSecret>>,
+    pub timeout: Option<Text>,
+    pub external_url: Option<Text>,
+    pub fallback: Option<Text>,
+    pub fallback_after: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHeartbeat {
+    pub receiver: Text,
+    pub interval: Text,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +162,8 @@ pub(crate) struct RawEmail {
     pub from: Text,
     pub to: Spanned<Vec<Text>>,
     pub timeout: Option<Text>,
+    pub fallback: Option<Text>,
+    pub fallback_after: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -174,15 +174,19 @@ impl Validator<'_> {
     }
 
     pub(super) fn receivers(&mut self, raw: Option<RawReceivers>) -> Receivers {
-        let Some(raw) = raw else {
+        let Some(mut raw) = raw else {
             return Receivers::default();
         };
-        let email = raw.email.map(|email| self.email(email));
-        let otlp = raw.otlp.map(|otlp| self.otlp(otlp));
-        Receivers { email, otlp }
+        let mut receivers = Receivers {
+            email: raw.email.as_ref().map(|email| self.email(email)),
+            otlp: raw.otlp.take().map(|otlp| self.otlp(otlp)),
+            ..Receivers::default()
+        };
+        self.http_receivers(&mut raw, &mut receivers);
+        receivers
     }
 
-    fn email(&mut self, raw: RawEmail) -> EmailConfig {
+    fn email(&mut self, raw: &RawEmail) -> EmailConfig {
         let tls = match raw.tls.as_ref().map(|tls| tls.get_ref().as_str()) {
             None | Some("starttls") => SmtpTls::Starttls,
             Some("implicit") => SmtpTls::Implicit,
@@ -226,7 +230,7 @@ impl Validator<'_> {
             },
         };
         let ca_file = raw.ca_file.as_ref().map(|value| self.ca_file(value, tls));
-        let username = raw.username.map(|name| name.into_inner());
+        let username = raw.username.as_ref().map(|name| name.get_ref().clone());
         let password = raw
             .password
             .as_ref()
@@ -255,14 +259,15 @@ impl Validator<'_> {
             ca_file,
             username,
             password,
-            from: raw.from.into_inner(),
+            from: raw.from.get_ref().clone(),
             to: raw
                 .to
-                .into_inner()
-                .into_iter()
-                .map(|to| to.into_inner())
+                .get_ref()
+                .iter()
+                .map(|to| to.get_ref().clone())
                 .collect(),
             timeout,
+            fallback: None,
         }
     }
 

@@ -256,6 +256,79 @@ pub struct ServerConfig {
 pub struct Receivers {
     pub email: Option<EmailConfig>,
     pub otlp: Option<OtlpConfig>,
+    /// `[receivers.alertmanager]`: alerts posted to Alertmanager's v2 API.
+    pub alertmanager: Option<AlertmanagerConfig>,
+    /// `[receivers.webhook]`: Alertmanager webhook v4 JSON, signed with HMAC-SHA256.
+    pub webhook: Option<WebhookConfig>,
+    /// `[receivers.heartbeat]`: a periodic notification that loftwatch is alive.
+    pub heartbeat: Option<HeartbeatConfig>,
+}
+
+/// The receivers that `fallback` and `heartbeat.receiver` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReceiverName {
+    Email,
+    Alertmanager,
+    Webhook,
+}
+
+impl ReceiverName {
+    /// Returns the name as written in the configuration: `email`, `alertmanager` or `webhook`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiverName::Email => "email",
+            ReceiverName::Alertmanager => "alertmanager",
+            ReceiverName::Webhook => "webhook",
+        }
+    }
+}
+
+/// Where a receiver's pending notifications go once it has failed for too long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FallbackConfig {
+    /// `fallback`: the receiver that takes over.
+    pub receiver: ReceiverName,
+    /// `fallback_after`: how long delivery attempts must have failed without a success in
+    /// between before notifications are handed over.
+    pub after: Duration,
+}
+
+/// The Alertmanager receiver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertmanagerConfig {
+    /// Base URL such as `http://127.0.0.1:9093`; alerts go to `{url}/api/v2/alerts`.
+    pub url: String,
+    /// How often every firing alert is posted again, because Alertmanager resolves an alert
+    /// whose `endsAt` passes without a new post.
+    pub resend_interval: Duration,
+    /// Deadline of one request.
+    pub timeout: Duration,
+    /// `generatorURL` of every alert, such as the loftwatch dashboard; omitted when unset.
+    pub generator_url: Option<String>,
+    pub fallback: Option<FallbackConfig>,
+}
+
+/// The webhook receiver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookConfig {
+    /// URL that receives a `POST` per notification.
+    pub url: String,
+    /// Key of the `X-Loftwatch-Signature` HMAC; without it the header is not sent.
+    pub secret: Option<SecretSource>,
+    /// Deadline of one request.
+    pub timeout: Duration,
+    /// `externalURL` of the payload, such as the loftwatch dashboard; empty when unset.
+    pub external_url: Option<String>,
+    pub fallback: Option<FallbackConfig>,
+}
+
+/// The dead-man's switch: a notification sent every `interval` while loftwatch runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatConfig {
+    /// Receiver of the heartbeat; it must be configured.
+    pub receiver: ReceiverName,
+    /// Time between two heartbeats; the first is sent one interval after start.
+    pub interval: Duration,
 }
 
 /// How email leaves: TLS mode of the SMTP connection.
@@ -284,6 +357,7 @@ pub struct EmailConfig {
     pub to: Vec<String>,
     /// Deadline of one delivery attempt.
     pub timeout: Duration,
+    pub fallback: Option<FallbackConfig>,
 }
 
 /// The OTLP/HTTP receiver for metrics and alert log records.

@@ -387,6 +387,7 @@ impl Daemon {
         self.deliver(transitions);
         self.server_state
             .set_engine_and_receivers(&self.engine, &self.notifier);
+        self.metrics.record_receivers(&self.notifier);
     }
 
     /// Exports what is not tied to one result: each host's circuit breaker and the OAuth

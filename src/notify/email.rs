@@ -7,7 +7,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::{DeliveryError, NotifyError, read_ca_file, render};
+use super::heartbeat::Heartbeat;
+use super::{DeliveryError, FailureReason, NotifyError, read_ca_file, render};
 use crate::alert::Transition;
 use crate::config::{EmailConfig, SmtpTls};
 use crate::probe::{Outcome, classify_error};
@@ -123,6 +124,18 @@ impl EmailReceiver {
     pub async fn deliver(&self, transition: &Transition) -> Result<(), DeliveryError> {
         let message = render::render_message(transition, &self.from, &self.to)
             .map_err(|error| DeliveryError::permanent(error.to_string()))?;
+        self.send(message).await
+    }
+
+    /// Sends the heartbeat email, within the configured timeout.
+    pub async fn deliver_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), DeliveryError> {
+        let message = heartbeat
+            .render_email(&self.from, &self.to)
+            .map_err(|error| DeliveryError::permanent(error.to_string()))?;
+        self.send(message).await
+    }
+
+    async fn send(&self, message: lettre::Message) -> Result<(), DeliveryError> {
         let sent = tokio::time::timeout(self.timeout, self.transport.send(message)).await;
         match sent {
             Ok(Ok(_response)) => Ok(()),
@@ -135,17 +148,39 @@ impl EmailReceiver {
                 if tls_failed {
                     text.push_str("; check email.tls, email.ca_file and the relay's certificate");
                 }
-                if error.is_permanent() {
-                    Err(DeliveryError::permanent(text))
+                let reason = smtp_failure_reason(&error, tls_failed);
+                let failure = if error.is_permanent() {
+                    DeliveryError::permanent(text)
                 } else {
-                    Err(DeliveryError::transient(text))
-                }
+                    DeliveryError::transient(text)
+                };
+                Err(failure.with_reason(reason))
             }
             Err(_elapsed) => Err(DeliveryError::transient(format!(
                 "smtp to {}:{} timed out after {:?}",
                 self.host, self.port, self.timeout
-            ))),
+            ))
+            .with_reason(FailureReason::Timeout)),
         }
+    }
+}
+
+/// Classifies a failed SMTP session. SMTP 530 and 535 reject the credentials.
+fn smtp_failure_reason(error: &lettre::transport::smtp::Error, tls_failed: bool) -> FailureReason {
+    let auth_codes = ["530", "534", "535"];
+    if tls_failed {
+        FailureReason::Tls
+    } else if error.is_timeout() {
+        FailureReason::Timeout
+    } else if error
+        .status()
+        .is_some_and(|code| auth_codes.contains(&code.to_string().as_str()))
+    {
+        FailureReason::Auth
+    } else if error.status().is_some() {
+        FailureReason::Other
+    } else {
+        FailureReason::Connect
     }
 }
 

@@ -1,30 +1,40 @@
 //! Notifications: delivers alert transitions to the configured receivers.
 //!
-//! [`Notifier::send`] only enqueues. The receivers are email over SMTP, OTLP log records, and
-//! the demo's file sink. Each runs in its own tokio task with its own queue and retries each
-//! notification with exponential backoff, so a dead server behind one receiver never stalls
-//! the caller or the others.
+//! [`Notifier::send`] only enqueues. The receivers are email over SMTP, OTLP log records,
+//! Alertmanager's v2 API, a signed webhook in Alertmanager's webhook format, and the demo's file
+//! sink. Each runs in its own tokio task with its own queue and retries with
+//! exponential backoff, so a dead server behind one receiver never stalls the caller or the
+//! others.
 
+mod alertmanager;
 mod ca_file;
 mod email;
 mod file_sink;
+mod heartbeat;
+mod http;
 mod notifier;
 mod otlp;
 mod render;
 mod retry;
+mod stats;
+mod webhook;
 
 use std::path::PathBuf;
 
+pub use alertmanager::{AlertmanagerReceiver, alert_json, heartbeat_alert_json};
 pub use ca_file::{CaFileError, read_ca_file};
 pub use email::{EmailReceiver, is_loopback_host};
 pub use file_sink::{FileSink, file_name_part};
-pub use notifier::{Notifier, NotifierOptions, ReceiverCounts, ReceiverKind};
+pub use heartbeat::{HEARTBEAT_NAME, Heartbeat};
+pub use notifier::{Notifier, NotifierOptions, ReceiverKind};
 pub use otlp::OtlpLogReceiver;
 pub use render::{
     AlertLogRecord, AttributeValue, body, fired_for, format_utc, log_severity, message_id,
     render_message, subject, transition_key,
 };
 pub use retry::Backoff;
+pub use stats::{FailureReason, LatencyCounts, NOTIFICATION_LATENCY_BUCKETS, ReceiverCounts};
+pub use webhook::{SIGNATURE_HEADER, WebhookReceiver, sign, webhook_payload};
 
 use crate::config::SecretError;
 
@@ -66,6 +76,16 @@ pub enum NotifyError {
         folder: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot read {key}: {source}")]
+    ReceiverSecret {
+        key: &'static str,
+        source: SecretError,
+    },
+    #[error("cannot set up the http client of {receiver}: {source}")]
+    HttpClient {
+        receiver: &'static str,
+        source: reqwest::Error,
+    },
     #[error("cannot build the email for alert {alert_id:?}: {source}")]
     RenderEmail {
         alert_id: String,
@@ -80,24 +100,34 @@ pub struct DeliveryError {
     /// Description of the failure, with no secret in it.
     pub message: String,
     /// True when the receiver rejected the notification for good (an SMTP 5xx reply, an
-    /// email that cannot be built), so retrying is pointless.
+    /// HTTP 400, an email that cannot be built), so retrying is pointless.
     pub permanent: bool,
+    /// Class of the failure, the `reason` label of the receiver error metrics.
+    pub reason: FailureReason,
 }
 
 impl DeliveryError {
-    /// Builds an error that a later attempt may not hit.
+    /// Builds an error that a later attempt may not hit, with reason `other`.
     pub fn transient(message: String) -> DeliveryError {
         DeliveryError {
             message,
             permanent: false,
+            reason: FailureReason::Other,
         }
     }
 
-    /// Builds an error that every attempt would hit.
+    /// Builds an error that every attempt would hit, with reason `other`.
     pub fn permanent(message: String) -> DeliveryError {
         DeliveryError {
             message,
             permanent: true,
+            reason: FailureReason::Other,
         }
+    }
+
+    /// Sets the class of the failure.
+    pub fn with_reason(mut self, reason: FailureReason) -> DeliveryError {
+        self.reason = reason;
+        self
     }
 }

@@ -4,8 +4,9 @@
 //! records the outcome in the outbox once delivery ended, so that an undelivered transition is
 //! sent again after a restart.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -15,22 +16,46 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{error, warn};
 
+use super::alertmanager::AlertmanagerReceiver;
 use super::email::EmailReceiver;
 use super::file_sink::FileSink;
+use super::heartbeat::{Heartbeat, spawn_heartbeat};
 use super::otlp::OtlpLogReceiver;
-use super::retry::{Backoff, RetryOutcome, deliver_with_retry};
+use super::retry::{Backoff, FallbackClock, RetryOutcome, deliver_with_retry};
+use super::stats::{ReceiverCounts, ReceiverStats};
+use super::webhook::WebhookReceiver;
 use super::{DeliveryError, NotifyError};
 use crate::alert::Transition;
-use crate::config::Receivers;
+use crate::config::{FallbackConfig, ReceiverName, Receivers};
 use crate::store::{DeliveryStatus, OutboxEntry, Store, StoreError};
 
 /// The store shared by a notifier and its tasks, set once by [`Notifier::attach_store`].
 type SharedStore = Arc<OnceLock<Store>>;
 
-/// One transition in a receiver's queue, with its outbox id when it was committed.
-struct Queued {
-    outbox_id: Option<i64>,
-    transition: Transition,
+/// A notification that a receiver delivers.
+#[derive(Debug, Clone)]
+pub(super) enum Notification {
+    Transition(Transition),
+    Heartbeat(Heartbeat),
+}
+
+impl Notification {
+    /// Returns the id that logs name the notification by: the alert id, or `heartbeat`.
+    fn id(&self) -> &str {
+        match self {
+            Notification::Transition(transition) => &transition.alert_id,
+            Notification::Heartbeat(_) => "heartbeat",
+        }
+    }
+}
+
+/// One notification in a receiver's queue, with its outbox id when it was committed.
+pub(super) struct Queued {
+    pub(super) outbox_id: Option<i64>,
+    pub(super) notification: Notification,
+    /// The receiver that handed this notification over after failing past its
+    /// `fallback_after`. Its outbox row records the outcome, and it is not handed on again.
+    pub(super) handed_from: Option<ReceiverKind>,
 }
 
 /// Settings of the notifier that the configuration file does not set.
@@ -57,63 +82,32 @@ pub enum ReceiverKind {
     Email,
     Otlp,
     File,
+    Alertmanager,
+    Webhook,
 }
 
 impl ReceiverKind {
-    /// Returns the name used in logs: `email`, `otlp` or `file`.
+    /// Returns the name used in logs, metrics and outbox rows: `email`, `otlp`, `file`,
+    /// `alertmanager` or `webhook`.
     pub fn as_str(self) -> &'static str {
         match self {
             ReceiverKind::Email => "email",
             ReceiverKind::Otlp => "otlp",
             ReceiverKind::File => "file",
+            ReceiverKind::Alertmanager => "alertmanager",
+            ReceiverKind::Webhook => "webhook",
         }
     }
 }
 
-/// Live counters of one receiver, shared between the notifier, its task and the exporter.
-#[derive(Debug, Default)]
-pub(crate) struct ReceiverStats {
-    sent: AtomicU64,
-    failed: AtomicU64,
-    attempt_errors: AtomicU64,
-    pending: AtomicU64,
-}
-
-impl ReceiverStats {
-    pub(crate) fn add_sent(&self, count: u64) {
-        self.sent.fetch_add(count, Ordering::Relaxed);
-    }
-
-    pub(crate) fn add_failed(&self, count: u64) {
-        self.failed.fetch_add(count, Ordering::Relaxed);
-    }
-
-    pub(crate) fn add_attempt_error(&self) {
-        self.attempt_errors.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(super) fn snapshot(&self) -> ReceiverCounts {
-        ReceiverCounts {
-            sent: self.sent.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
-            attempt_errors: self.attempt_errors.load(Ordering::Relaxed),
-            pending: self.pending.load(Ordering::Relaxed),
+impl From<ReceiverName> for ReceiverKind {
+    fn from(name: ReceiverName) -> ReceiverKind {
+        match name {
+            ReceiverName::Email => ReceiverKind::Email,
+            ReceiverName::Alertmanager => ReceiverKind::Alertmanager,
+            ReceiverName::Webhook => ReceiverKind::Webhook,
         }
     }
-}
-
-/// A snapshot of one receiver's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReceiverCounts {
-    /// Notifications delivered. For OTLP, log records the collector accepted.
-    pub sent: u64,
-    /// Notifications given up: retries exhausted, a permanent rejection, a full queue, or
-    /// still queued when the shutdown deadline passed.
-    pub failed: u64,
-    /// Failed attempts, retried ones included.
-    pub attempt_errors: u64,
-    /// Notifications queued or being delivered, retries included.
-    pub pending: u64,
 }
 
 /// A receiver whose deliveries the notifier retries.
@@ -121,14 +115,41 @@ enum RetriedReceiver {
     Email(EmailReceiver),
     Otlp(OtlpLogReceiver),
     File(FileSink),
+    Alertmanager(AlertmanagerReceiver),
+    Webhook(WebhookReceiver),
 }
 
 impl RetriedReceiver {
-    async fn deliver(&self, transition: &Transition) -> Result<(), DeliveryError> {
-        match self {
-            RetriedReceiver::Email(email) => email.deliver(transition).await,
-            RetriedReceiver::Otlp(otlp) => otlp.deliver(transition).await,
-            RetriedReceiver::File(sink) => sink.deliver(transition).await.map(|_stem| ()),
+    async fn deliver(&self, notification: &Notification) -> Result<(), DeliveryError> {
+        match (self, notification) {
+            (RetriedReceiver::Email(email), Notification::Transition(transition)) => {
+                email.deliver(transition).await
+            }
+            (RetriedReceiver::Email(email), Notification::Heartbeat(heartbeat)) => {
+                email.deliver_heartbeat(heartbeat).await
+            }
+            (RetriedReceiver::Otlp(otlp), Notification::Transition(transition)) => {
+                otlp.deliver(transition).await
+            }
+            // The heartbeat receiver is email, alertmanager or webhook; OTLP gets none.
+            (RetriedReceiver::Otlp(_), Notification::Heartbeat(_)) => Ok(()),
+            (RetriedReceiver::File(sink), Notification::Transition(transition)) => {
+                sink.deliver(transition).await.map(|_stem| ())
+            }
+            // Validation lets the heartbeat name only email, alertmanager or webhook.
+            (RetriedReceiver::File(_), Notification::Heartbeat(_)) => Ok(()),
+            (RetriedReceiver::Alertmanager(am), Notification::Transition(transition)) => {
+                am.deliver(transition).await
+            }
+            (RetriedReceiver::Alertmanager(am), Notification::Heartbeat(heartbeat)) => {
+                am.deliver_heartbeat(heartbeat).await
+            }
+            (RetriedReceiver::Webhook(webhook), Notification::Transition(transition)) => {
+                webhook.deliver(transition).await
+            }
+            (RetriedReceiver::Webhook(webhook), Notification::Heartbeat(heartbeat)) => {
+                webhook.deliver_heartbeat(heartbeat).await
+            }
         }
     }
 }
@@ -140,10 +161,21 @@ struct ReceiverHandle {
     stats: Arc<ReceiverStats>,
 }
 
+/// A receiver task about to be spawned: its queue, counters and fallback.
+struct Planned {
+    kind: ReceiverKind,
+    receiver: RetriedReceiver,
+    fallback: Option<FallbackConfig>,
+    queue: mpsc::Sender<Queued>,
+    incoming: mpsc::Receiver<Queued>,
+    stats: Arc<ReceiverStats>,
+}
+
 /// Delivers alert transitions to every configured receiver.
 pub struct Notifier {
     receivers: Vec<ReceiverHandle>,
     store: SharedStore,
+    heartbeat: Option<JoinHandle<()>>,
 }
 
 impl Notifier {
@@ -175,49 +207,81 @@ impl Notifier {
         options: NotifierOptions,
     ) -> Result<Notifier, NotifyError> {
         // Build every receiver before spawning any task, so an error leaves nothing running.
-        let email = match &receivers.email {
-            Some(config) => Some(EmailReceiver::new(config, secrets)?),
-            None => None,
-        };
-        let file = match file_sink {
-            Some(folder) => Some(FileSink::new(folder, receivers.email.as_ref())?),
-            None => None,
-        };
-        let otlp = match &receivers.otlp {
-            Some(config) => Some(OtlpLogReceiver::new(config, location)?),
-            None => None,
-        };
+        let mut retried = Vec::new();
+        if let Some(config) = &receivers.email {
+            let email = RetriedReceiver::Email(EmailReceiver::new(config, secrets)?);
+            retried.push((ReceiverKind::Email, email, config.fallback));
+        }
+        if let Some(config) = &receivers.alertmanager {
+            let am = RetriedReceiver::Alertmanager(AlertmanagerReceiver::new(config)?);
+            retried.push((ReceiverKind::Alertmanager, am, config.fallback));
+        }
+        if let Some(config) = &receivers.webhook {
+            let webhook = RetriedReceiver::Webhook(WebhookReceiver::new(config, secrets)?);
+            retried.push((ReceiverKind::Webhook, webhook, config.fallback));
+        }
+        if let Some(folder) = file_sink {
+            let sink = FileSink::new(folder, receivers.email.as_ref())?;
+            retried.push((ReceiverKind::File, RetriedReceiver::File(sink), None));
+        }
+        if let Some(config) = &receivers.otlp {
+            let otlp = RetriedReceiver::Otlp(OtlpLogReceiver::new(config, location)?);
+            retried.push((ReceiverKind::Otlp, otlp, None));
+        }
+
+        // Every queue exists before any task starts, so a receiver can hand notifications to
+        // its fallback. Tasks hold only weak senders of other queues, so dropping the
+        // notifier's senders still closes every queue at shutdown.
+        let planned: Vec<Planned> = retried
+            .into_iter()
+            .map(|(kind, receiver, fallback)| {
+                let (queue, incoming) = mpsc::channel::<Queued>(options.queue_capacity.max(1));
+                Planned {
+                    kind,
+                    receiver,
+                    fallback,
+                    queue,
+                    incoming,
+                    stats: Arc::new(ReceiverStats::default()),
+                }
+            })
+            .collect();
+        let fallbacks: HashMap<ReceiverKind, FallbackTarget> = planned
+            .iter()
+            .map(|plan| {
+                let target = FallbackTarget {
+                    kind: plan.kind,
+                    queue: plan.queue.downgrade(),
+                    stats: plan.stats.clone(),
+                };
+                (plan.kind, target)
+            })
+            .collect();
 
         let store = SharedStore::default();
         let mut handles = Vec::new();
-        if let Some(email) = email {
-            let receiver = RetriedReceiver::Email(email);
-            handles.push(spawn_retried(
-                ReceiverKind::Email,
-                receiver,
-                &options,
-                store.clone(),
-            ));
-        }
-        if let Some(otlp) = otlp {
-            handles.push(spawn_retried(
-                ReceiverKind::Otlp,
-                RetriedReceiver::Otlp(otlp),
-                &options,
-                store.clone(),
-            ));
-        }
-        if let Some(file) = file {
-            handles.push(spawn_retried(
-                ReceiverKind::File,
-                RetriedReceiver::File(file),
-                &options,
-                store.clone(),
-            ));
+        let mut heartbeat = None;
+        for plan in planned {
+            let fallback = plan.fallback.and_then(|config| {
+                let target = fallbacks.get(&ReceiverKind::from(config.receiver))?.clone();
+                Some((FallbackClock::new(config.after), target))
+            });
+            if let Some(config) = &receivers.heartbeat {
+                if ReceiverKind::from(config.receiver) == plan.kind {
+                    heartbeat = Some(spawn_heartbeat(
+                        plan.queue.downgrade(),
+                        plan.stats.clone(),
+                        Arc::from(location),
+                        config.interval,
+                    ));
+                }
+            }
+            handles.push(spawn_retried(plan, fallback, &options, store.clone()));
         }
         Ok(Notifier {
             receivers: handles,
             store,
+            heartbeat,
         })
     }
 
@@ -285,11 +349,24 @@ impl Notifier {
         Some(receiver.stats.snapshot())
     }
 
+    /// Returns the durations of one receiver's requests recorded since the last call, for the
+    /// OTLP latency histogram.
+    pub fn take_latencies(&self, kind: ReceiverKind) -> Vec<Duration> {
+        self.receivers
+            .iter()
+            .find(|receiver| receiver.kind == kind)
+            .map(|receiver| receiver.stats.take_latencies())
+            .unwrap_or_default()
+    }
+
     /// Stops accepting transitions and delivers the queued ones until `deadline` has passed.
     /// Tasks still busy then are aborted and their queued notifications counted as failed.
     /// Returns the final counters of every receiver.
     pub async fn shutdown(self, deadline: Duration) -> Vec<(ReceiverKind, ReceiverCounts)> {
         let deadline_at = Instant::now() + deadline;
+        if let Some(heartbeat) = self.heartbeat {
+            heartbeat.abort();
+        }
         let mut finished = Vec::new();
         for receiver in self.receivers {
             let ReceiverHandle {
@@ -328,7 +405,8 @@ fn enqueue(receiver: &ReceiverHandle, outbox_id: Option<i64>, transition: Transi
     let alert_id = transition.alert_id.clone();
     let queued = Queued {
         outbox_id,
-        transition,
+        notification: Notification::Transition(transition),
+        handed_from: None,
     };
     let reason = match receiver.queue.try_send(queued) {
         Ok(()) => return,
@@ -343,8 +421,38 @@ fn enqueue(receiver: &ReceiverHandle, outbox_id: Option<i64>, transition: Transi
     );
 }
 
+/// The queue of the receiver that another one hands notifications to.
+#[derive(Clone)]
+struct FallbackTarget {
+    kind: ReceiverKind,
+    queue: mpsc::WeakSender<Queued>,
+    stats: Arc<ReceiverStats>,
+}
+
+impl FallbackTarget {
+    /// Queues a notification that `from` could not deliver. Returns false when the fallback's
+    /// queue is full or closed.
+    fn hand_over(&self, from: ReceiverKind, queued: &Queued) -> bool {
+        let Some(queue) = self.queue.upgrade() else {
+            return false;
+        };
+        let handed = Queued {
+            outbox_id: queued.outbox_id,
+            notification: queued.notification.clone(),
+            handed_from: Some(from),
+        };
+        self.stats.pending.fetch_add(1, Ordering::Relaxed);
+        if queue.try_send(handed).is_ok() {
+            return true;
+        }
+        self.stats.pending.fetch_sub(1, Ordering::Relaxed);
+        false
+    }
+}
+
 /// Records the outcome of one delivery in the outbox, when the notifier has a store and the
-/// transition was committed. The write runs on the blocking pool because it waits for fsync.
+/// transition was committed. A notification handed over by another receiver is recorded on
+/// that receiver's row. The write runs on the blocking pool because it waits for fsync.
 async fn record_outcome(
     store: &SharedStore,
     kind: ReceiverKind,
@@ -355,20 +463,31 @@ async fn record_outcome(
         return;
     };
     let store = store.clone();
-    let (status, attempts, message) = match outcome {
+    let (status, attempts, mut message) = match outcome {
         RetryOutcome::Delivered { attempts } => (DeliveryStatus::Delivered, *attempts, None),
-        RetryOutcome::GaveUp { attempts, error } => {
-            let status = if error.permanent {
+        RetryOutcome::GaveUp { attempts, error } | RetryOutcome::HandOver { attempts, error } => {
+            let status = if error.permanent && queued.handed_from.is_none() {
                 DeliveryStatus::Failed
             } else {
                 // NOTE: a transient failure that outlasts every attempt stays pending, so it is
-                // delivered again at the next start but not earlier.
+                // delivered again at the next start but not earlier. So does a notification
+                // handed to a fallback until the fallback delivered it.
                 DeliveryStatus::Pending
             };
             (status, *attempts, Some(error.message.clone()))
         }
     };
-    let receiver = kind.as_str();
+    let receiver = match queued.handed_from {
+        Some(from) => {
+            message = Some(match message {
+                None => format!("delivered by the fallback receiver {}", kind.as_str()),
+                Some(error) => format!("fallback receiver {} failed: {error}", kind.as_str()),
+            });
+            from.as_str()
+        }
+        None => kind.as_str(),
+    };
+    let alert_id = queued.notification.id().to_owned();
     let written = tokio::task::spawn_blocking(move || {
         store.record_delivery(id, receiver, status, attempts, message.as_deref())
     })
@@ -380,32 +499,74 @@ async fn record_outcome(
     };
     error!(
         receiver,
-        alert_id = queued.transition.alert_id,
+        alert_id,
         outbox_id = id,
         error = failure,
         "cannot record the delivery in the outbox, it will be delivered again after a restart"
     );
 }
 
-// TODO: a receiver down longer than a configured `fallback_after` should hand its outbox
-// rows to the receiver named by `fallback`. Neither key exists yet, so a dead receiver only
-// retries.
+/// Spawns the task of one retried receiver. The Alertmanager receiver also posts its firing
+/// alerts again every `resend_interval` between notifications.
 fn spawn_retried(
-    kind: ReceiverKind,
-    receiver: RetriedReceiver,
+    plan: Planned,
+    mut fallback: Option<(FallbackClock, FallbackTarget)>,
     options: &NotifierOptions,
     store: SharedStore,
 ) -> ReceiverHandle {
-    let (queue, mut incoming) = mpsc::channel::<Queued>(options.queue_capacity.max(1));
-    let stats = Arc::new(ReceiverStats::default());
+    let Planned {
+        kind,
+        receiver,
+        queue,
+        mut incoming,
+        stats,
+        ..
+    } = plan;
     let task_stats = stats.clone();
     let backoff = options.backoff.clone();
     let task = tokio::spawn(async move {
-        while let Some(queued) = incoming.recv().await {
-            let transition = &queued.transition;
-            let attempt = || receiver.deliver(transition);
-            let alert_id = transition.alert_id.as_str();
-            let outcome = deliver_with_retry(kind, alert_id, &backoff, &task_stats, attempt).await;
+        let mut resends = match &receiver {
+            RetriedReceiver::Alertmanager(am) => {
+                let every = am.resend_interval();
+                let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                Some(ticks)
+            }
+            _ => None,
+        };
+        loop {
+            let queued = tokio::select! {
+                queued = incoming.recv() => match queued {
+                    Some(queued) => queued,
+                    None => break,
+                },
+                _ = tick(&mut resends) => {
+                    if let RetriedReceiver::Alertmanager(am) = &receiver {
+                        resend(am, &task_stats).await;
+                    }
+                    continue;
+                }
+            };
+            let notification = &queued.notification;
+            let attempt = || receiver.deliver(notification);
+            // A notification handed over by another receiver is not handed on again.
+            let clock = match (&mut fallback, queued.handed_from) {
+                (Some((clock, _)), None) => Some(clock),
+                _ => None,
+            };
+            let id = notification.id();
+            let outcome = deliver_with_retry(kind, id, &backoff, &task_stats, clock, attempt).await;
+            if let (RetryOutcome::HandOver { .. }, Some((_, target))) = (&outcome, &fallback) {
+                if !target.hand_over(kind, &queued) {
+                    task_stats.add_failed(1);
+                    error!(
+                        receiver = kind.as_str(),
+                        fallback = target.kind.as_str(),
+                        alert_id = id,
+                        "notification lost, the fallback receiver's queue is full"
+                    );
+                }
+            }
             record_outcome(&store, kind, &queued, &outcome).await;
             task_stats.pending.fetch_sub(1, Ordering::Relaxed);
         }
@@ -415,5 +576,35 @@ fn spawn_retried(
         queue,
         task,
         stats,
+    }
+}
+
+/// Waits for the next tick of `ticks`, or forever when there is none.
+async fn tick(ticks: &mut Option<tokio::time::Interval>) {
+    match ticks {
+        Some(ticks) => {
+            ticks.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Posts every firing alert to Alertmanager again. A failure is logged and counted but not
+/// retried, because the next resend comes one interval later, well before the alerts expire.
+async fn resend(am: &AlertmanagerReceiver, stats: &ReceiverStats) {
+    let started = Instant::now();
+    let result = am.resend_firing().await;
+    match result {
+        Ok(0) => {}
+        Ok(_) => stats.observe_latency(started.elapsed()),
+        Err(error) => {
+            stats.observe_latency(started.elapsed());
+            stats.add_attempt_error(error.reason);
+            warn!(
+                receiver = "alertmanager",
+                error = %error,
+                "resending the firing alerts failed, trying again at the next resend"
+            );
+        }
     }
 }

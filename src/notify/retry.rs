@@ -3,10 +3,12 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
 use super::DeliveryError;
-use super::notifier::{ReceiverKind, ReceiverStats};
+use super::notifier::ReceiverKind;
+use super::stats::ReceiverStats;
 
 /// Exponential backoff between delivery attempts of one notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +41,34 @@ impl Backoff {
     }
 }
 
+/// How long a receiver has failed without a success in between, for its `fallback_after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct FallbackClock {
+    after: Duration,
+    failing_since: Option<Instant>,
+}
+
+impl FallbackClock {
+    /// Creates a clock that hands notifications over after `after` of failures.
+    pub(super) fn new(after: Duration) -> FallbackClock {
+        FallbackClock {
+            after,
+            failing_since: None,
+        }
+    }
+
+    fn success(&mut self) {
+        self.failing_since = None;
+    }
+
+    /// Records a failed attempt and returns whether the failures have lasted `after`.
+    fn failure(&mut self) -> bool {
+        let now = Instant::now();
+        let since = *self.failing_since.get_or_insert(now);
+        now.duration_since(since) >= self.after
+    }
+}
+
 /// Outcome of the delivery of one notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum RetryOutcome {
@@ -50,15 +80,24 @@ pub(super) enum RetryOutcome {
         attempts: u32,
         error: DeliveryError,
     },
+    /// The receiver has failed for longer than its `fallback_after`, so the notification goes
+    /// to the fallback receiver.
+    HandOver {
+        attempts: u32,
+        error: DeliveryError,
+    },
 }
 
 /// Runs `deliver` until it succeeds, fails permanently or has used every attempt of `backoff`,
-/// sleeping the backoff delay between attempts, and counts the outcome in `stats`.
+/// sleeping the backoff delay between attempts, and counts the outcome and the duration of
+/// every attempt in `stats`. With a `fallback` clock, a failure once the receiver has failed
+/// for its `fallback_after` ends the loop with [`RetryOutcome::HandOver`].
 pub(super) async fn deliver_with_retry<F, Fut>(
     kind: ReceiverKind,
     alert_id: &str,
     backoff: &Backoff,
     stats: &ReceiverStats,
+    mut fallback: Option<&mut FallbackClock>,
     mut deliver: F,
 ) -> RetryOutcome
 where
@@ -68,8 +107,14 @@ where
     let receiver_name = kind.as_str();
     let mut attempt = 1;
     loop {
-        let error = match deliver().await {
+        let started = Instant::now();
+        let result = deliver().await;
+        stats.observe_latency(started.elapsed());
+        let error = match result {
             Ok(()) => {
+                if let Some(clock) = fallback.as_deref_mut() {
+                    clock.success();
+                }
                 stats.add_sent(1);
                 debug!(
                     receiver = receiver_name,
@@ -79,7 +124,21 @@ where
             }
             Err(error) => error,
         };
-        stats.add_attempt_error();
+        stats.add_attempt_error(error.reason);
+        if fallback.as_deref_mut().is_some_and(FallbackClock::failure) {
+            stats.add_handed_over();
+            warn!(
+                receiver = receiver_name,
+                alert_id,
+                attempts = attempt,
+                error = %error,
+                "receiver failing past fallback_after, handing the notification to its fallback"
+            );
+            return RetryOutcome::HandOver {
+                attempts: attempt,
+                error,
+            };
+        }
         if error.permanent || attempt >= backoff.max_attempts {
             stats.add_failed(1);
             error!(
@@ -113,7 +172,6 @@ where
 mod tests {
     use super::*;
     use std::sync::Mutex;
-    use tokio::time::Instant;
 
     fn test_backoff() -> Backoff {
         Backoff {
@@ -139,13 +197,16 @@ mod tests {
             "auth-down/me",
             &test_backoff(),
             stats,
+            None,
             deliver,
         )
         .await;
         let times = times.into_inner().unwrap();
         let expected_attempts = u32::try_from(times.len()).unwrap();
         match outcome {
-            RetryOutcome::Delivered { attempts } | RetryOutcome::GaveUp { attempts, .. } => {
+            RetryOutcome::Delivered { attempts }
+            | RetryOutcome::GaveUp { attempts, .. }
+            | RetryOutcome::HandOver { attempts, .. } => {
                 assert_eq!(attempts, expected_attempts);
             }
         }
@@ -189,6 +250,78 @@ mod tests {
         let counts = stats.snapshot();
         assert_eq!(counts.attempt_errors, 1);
         assert_eq!(counts.failed, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fallback_after_hands_over() {
+        let stats = ReceiverStats::default();
+        let mut clock = FallbackClock::new(Duration::from_millis(200));
+        let backoff = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(100),
+            max_attempts: 10,
+        };
+        let attempts = Mutex::new(0);
+        let deliver = || {
+            *attempts.lock().unwrap() += 1;
+            async { Err(refused()) }
+        };
+        let outcome = deliver_with_retry(
+            ReceiverKind::Webhook,
+            "a",
+            &backoff,
+            &stats,
+            Some(&mut clock),
+            deliver,
+        )
+        .await;
+        // Failures at 0, 100 and 200 ms: the third is 200 ms after the first.
+        assert!(matches!(
+            outcome,
+            RetryOutcome::HandOver { attempts: 3, .. }
+        ));
+        assert_eq!(stats.snapshot().handed_over, 1);
+        assert_eq!(stats.snapshot().failed, 0);
+
+        // The receiver is still failing, so the next notification is handed over at once.
+        let outcome = deliver_with_retry(
+            ReceiverKind::Webhook,
+            "b",
+            &backoff,
+            &stats,
+            Some(&mut clock),
+            || async { Err(refused()) },
+        )
+        .await;
+        assert!(matches!(
+            outcome,
+            RetryOutcome::HandOver { attempts: 1, .. }
+        ));
+
+        // A success resets the clock.
+        let outcome = deliver_with_retry(
+            ReceiverKind::Webhook,
+            "c",
+            &backoff,
+            &stats,
+            Some(&mut clock),
+            || async { Ok(()) },
+        )
+        .await;
+        assert!(matches!(outcome, RetryOutcome::Delivered { attempts: 1 }));
+        let outcome = deliver_with_retry(
+            ReceiverKind::Webhook,
+            "d",
+            &backoff,
+            &stats,
+            Some(&mut clock),
+            || async { Err(refused()) },
+        )
+        .await;
+        assert!(matches!(
+            outcome,
+            RetryOutcome::HandOver { attempts: 3, .. }
+        ));
     }
 
     #[test]

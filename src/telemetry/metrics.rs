@@ -16,7 +16,9 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use super::TelemetryError;
+use super::receivers::ReceiverInstruments;
 use crate::config::{OtlpConfig, ProbeSpec};
+use crate::notify::Notifier;
 use crate::probe::{Outcome, ProbeResult};
 
 /// Bucket boundaries of `http.client.request.duration`, in seconds. They are dense around
@@ -105,6 +107,7 @@ struct Instruments {
     ratelimit_cost: Gauge<u64>,
     circuit_state: Gauge<u64>,
     token_expiry: Gauge<f64>,
+    receivers: ReceiverInstruments,
 }
 
 /// Builds the OTLP/HTTP exporter and the meter provider with its periodic reader.
@@ -180,6 +183,7 @@ impl Instruments {
             .with_unit("s")
             .with_description("Unix time the OAuth access token expires")
             .build();
+        let receivers = ReceiverInstruments::register(&meter);
         Instruments {
             provider,
             duration,
@@ -190,6 +194,7 @@ impl Instruments {
             ratelimit_cost,
             circuit_state,
             token_expiry,
+            receivers,
         }
     }
 }
@@ -312,6 +317,13 @@ impl Metrics {
             KeyValue::new("loftwatch.location", self.location.to_string()),
         ];
         instruments.skipped.add(count, &attributes);
+    }
+
+    /// Adds the receiver counters and request durations of `notifier` since the last call.
+    pub fn record_receivers(&self, notifier: &Notifier) {
+        if let Some(instruments) = &self.instruments {
+            instruments.receivers.record(notifier, &self.location);
+        }
     }
 
     /// Exports what was recorded and stops the reader thread. This blocks the calling thread

@@ -6,6 +6,7 @@
 
 mod metrics;
 mod prometheus;
+mod receivers;
 
 pub use metrics::{LATENCY_BUCKETS, Metrics};
 pub use prometheus::{CircuitState, OPENMETRICS_CONTENT_TYPE, PrometheusMetrics};

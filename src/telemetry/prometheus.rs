@@ -20,6 +20,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::LATENCY_BUCKETS;
 use super::metrics::url_template;
+use super::receivers::ReceiverFamilies;
 use crate::alert::{AlertState, AlertStatus};
 use crate::config::ProbeSpec;
 use crate::notify::{ReceiverCounts, ReceiverKind};
@@ -162,6 +163,7 @@ pub struct PrometheusMetrics {
     alert_labels: Mutex<HashSet<AlertLabels>>,
     notifications_sent: Family<ReceiverLabels, Counter>,
     notifications_failed: Family<ReceiverLabels, Counter>,
+    receiver_details: ReceiverFamilies,
     circuit_state: Family<CircuitLabels, Gauge>,
     token_expiry: Family<LocationLabels, Gauge<f64, AtomicU64>>,
 }
@@ -225,6 +227,7 @@ impl PrometheusMetrics {
             "Notifications given up after retries, rejections or a full queue, per receiver",
             notifications_failed.clone(),
         );
+        let receiver_details = ReceiverFamilies::register(&mut registry);
         let circuit_state = Family::default();
         registry.register(
             "loftwatch_circuit_state",
@@ -251,6 +254,7 @@ impl PrometheusMetrics {
             alert_labels: Mutex::new(HashSet::new()),
             notifications_sent,
             notifications_failed,
+            receiver_details,
             circuit_state,
             token_expiry,
         }
@@ -335,8 +339,8 @@ impl PrometheusMetrics {
         *exported = current;
     }
 
-    /// Sets the sent and failed counters of one receiver from the notifier's counts, which only
-    /// grow; a smaller value than exported is ignored.
+    /// Sets the counters and the latency histogram of one receiver from the notifier's counts,
+    /// which only grow; a smaller value than exported is ignored.
     pub fn set_receiver_counts(&self, kind: ReceiverKind, counts: ReceiverCounts) {
         let labels = ReceiverLabels {
             receiver: kind.as_str(),
@@ -346,6 +350,7 @@ impl PrometheusMetrics {
         sent.inc_by(counts.sent.saturating_sub(sent.get()));
         let failed = self.notifications_failed.get_or_create(&labels);
         failed.inc_by(counts.failed.saturating_sub(failed.get()));
+        self.receiver_details.set(kind, &counts, &self.location);
     }
 
     /// Sets the circuit breaker state of one SalesLoft host; the series exists from the first
@@ -437,6 +442,38 @@ mod tests {
         ));
         assert!(text.contains(
             "loftwatch_notifications_failed_total{receiver=\"email\",loftwatch_location=\"test\"} 1"
+        ));
+    }
+
+    #[test]
+    fn receiver_errors_and_latency_exposed() {
+        let metrics = PrometheusMetrics::new("test");
+        let mut counts = ReceiverCounts {
+            sent: 1,
+            attempt_errors: 2,
+            ..ReceiverCounts::default()
+        };
+        counts.errors[3] = 2;
+        counts.latency.buckets[0] = 1;
+        counts.latency.buckets[5] = 2;
+        counts.latency.count = 3;
+        counts.latency.sum_micros = 500_000;
+        metrics.set_receiver_counts(ReceiverKind::Webhook, counts);
+        let text = metrics.encode();
+        assert!(text.contains(
+            "loftwatch_notification_errors_total{receiver=\"webhook\",reason=\"http_5xx\",\
+             loftwatch_location=\"test\"} 2"
+        ));
+        assert!(
+            text.contains(
+                "loftwatch_notification_duration_seconds_bucket{le=\"0.25\",receiver=\"webhook\",\
+             loftwatch_location=\"test\"} 3"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "loftwatch_notification_duration_seconds_count{receiver=\"webhook\",\
+             loftwatch_location=\"test\"} 3"
         ));
     }
 
