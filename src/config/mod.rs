@@ -5,6 +5,7 @@
 //! and the bad value.
 
 mod budget;
+mod dns;
 mod error;
 mod items;
 mod raw;

@@ -97,9 +97,11 @@ impl<'a> Validator<'a> {
     }
 
     pub(crate) fn config(&mut self, raw: RawConfig) -> Option<Config> {
-        let salesloft = self.salesloft(raw.salesloft);
+        let dns = self.dns(raw.salesloft.as_ref());
+        let mut salesloft = self.salesloft(raw.salesloft);
         let (engine, keep_firing_for) = self.engine(raw.engine.as_ref());
         let probes = self.probes(raw.probe);
+        salesloft.dns = self.dns_within_probe_timeouts(dns, &probes);
         let rules = self.rules(raw.rule, &probes, keep_firing_for);
         let receivers = self.receivers(raw.receivers);
         let server = self.server(raw.server);
@@ -153,6 +155,8 @@ impl<'a> Validator<'a> {
             budget_per_minute: None,
             budget_share: None,
             budget_floor: None,
+            dns_server: None,
+            dns_timeout: None,
         });
         let auth = self.auth(&raw);
         let retry = self.retry(&raw);
@@ -199,6 +203,7 @@ impl<'a> Validator<'a> {
             pause_on_429: raw.pause_on_429.unwrap_or(true),
             breaker,
             budget,
+            dns: Default::default(),
         }
     }
 
