@@ -6,7 +6,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
-use std::time::Duration;
 
 use super::raw::RawSalesloft;
 use super::types::ProbeSpec;
@@ -93,6 +92,8 @@ fn parse_server(text: &str) -> Option<SocketAddr> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::config::parse;
 

@@ -1,8 +1,8 @@
 //! Host name resolution with failures classified as timeout, SERVFAIL, NXDOMAIN or other.
 //!
 //! reqwest reports every failure before the first response byte as a connect error. Resolving
-//! names here lets the prober find a [`DnsError`] in the error's source chain, tell a name
-//! that does not resolve from a port that refuses connections, and tell a slow or failing
+//! names here lets the prober find a [`DnsError`] in the error's source chain. So it tells a
+//! name that does not resolve from a port that refuses connections, and a slow or failing
 //! resolver from a name that does not exist.
 //!
 //! [`DnsResolver`] queries `salesloft.dns_server` directly over UDP when it is set, so the

@@ -8,9 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Length of the fixed message header.
 const HEADER_LEN: usize = 12;
-/// Longest label of a name, in bytes.
+/// Maximum length of one label, in bytes.
 const MAX_LABEL: usize = 63;
-/// Longest encoded name, in bytes, including the length bytes and the root label.
+/// Maximum length of an encoded name, in bytes, including the length bytes and the root label.
 const MAX_NAME: usize = 255;
 /// Compression pointers followed while reading one name, beyond which a response is treated
 /// as a loop.
