@@ -474,7 +474,7 @@ async fn plain_port_for_https_is_tls_error() {
 }
 
 #[tokio::test]
-async fn unresolvable_name_is_dns_error() {
+async fn unresolvable_name_is_dns_failure() {
     let mut spec = spec();
     spec.timeout = Duration::from_secs(20);
     let result = probe::run(&client("http://nonexistent.invalid"), &spec).await;

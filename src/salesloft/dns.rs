@@ -352,6 +352,24 @@ mod tests {
         assert_eq!(refused.failure(), DnsFailure::Other);
     }
 
+    #[tokio::test]
+    async fn closed_server_port_is_other() {
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let server = closed.local_addr().unwrap();
+        drop(closed);
+        let settings = DnsSettings {
+            server: Some(server),
+            timeout: Duration::from_secs(5),
+        };
+        let error = DnsResolver::new(settings)
+            .lookup("catalog.test")
+            .await
+            .unwrap_err();
+        // Linux reports the ICMP port unreachable of the loopback as a refused connection.
+        assert!(matches!(error, DnsError::Io { .. }), "{error}");
+        assert_eq!(error.failure(), DnsFailure::Other);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn silent_server_times_out() {
         // A bound socket that never answers.
