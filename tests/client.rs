@@ -41,6 +41,7 @@ fn config(base_url: &str) -> SalesloftConfig {
         pause_on_429: true,
         breaker: Default::default(),
         budget: Default::default(),
+        dns: Default::default(),
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod budget;
 mod checks;
+mod dns;
 mod duration;
 mod error;
 mod items;

@@ -52,6 +52,8 @@ pub(crate) struct RawSalesloft {
     pub budget_per_minute: Option<Spanned<i64>>,
     pub budget_share: Option<Spanned<f64>>,
     pub budget_floor: Option<Spanned<f64>>,
+    pub dns_server: Option<Text>,
+    pub dns_timeout: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

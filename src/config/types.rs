@@ -49,6 +49,8 @@ pub struct SalesloftConfig {
     pub breaker: crate::salesloft::BreakerSettings,
     /// `budget_per_minute`, `budget_share` and `budget_floor`: the team's rate budget.
     pub budget: crate::salesloft::BudgetSettings,
+    /// `dns_server` and `dns_timeout`: how the API's host name is resolved.
+    pub dns: crate::salesloft::DnsSettings,
 }
 
 /// The authentication of requests to SalesLoft.

@@ -144,7 +144,8 @@ impl<'a> Validator<'a> {
     }
 
     pub(crate) fn config(&mut self, raw: RawConfig) -> Option<Config> {
-        let salesloft = self.salesloft(raw.salesloft);
+        let dns = self.dns(raw.salesloft.as_ref());
+        let mut salesloft = self.salesloft(raw.salesloft);
         let (engine, keep_firing_for) = self.engine(raw.engine.as_ref());
         if raw.probe.is_empty() {
             let message = "no [[probe]] table: add at least one probe, such as [[probe]] with \
@@ -153,6 +154,7 @@ impl<'a> Validator<'a> {
             self.error(0..0, "probe", message);
         }
         let probes = self.probes(raw.probe);
+        salesloft.dns = self.dns_within_probe_timeouts(dns, &probes);
         let rules = self.rules(raw.rule, &probes, keep_firing_for);
         let receivers = self.receivers(raw.receivers);
         let server = self.server(raw.server);
@@ -206,6 +208,8 @@ impl<'a> Validator<'a> {
             budget_per_minute: None,
             budget_share: None,
             budget_floor: None,
+            dns_server: None,
+            dns_timeout: None,
         });
         let auth = self.auth(&raw);
         let retry = self.retry(&raw);
@@ -259,6 +263,7 @@ impl<'a> Validator<'a> {
             pause_on_429: raw.pause_on_429.unwrap_or(true),
             breaker,
             budget,
+            dns: Default::default(),
         }
     }
 

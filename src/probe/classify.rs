@@ -2,28 +2,41 @@
 //!
 //! reqwest wraps every failure before the response in layers of hyper and hyper-util errors.
 //! The cause that decides the outcome is somewhere in the source chain: a
-//! [`DnsError`] from loftwatch's own resolver, or a [`rustls::Error`] inside an `io::Error`.
+//! [`DnsError`] from loftwatch's own resolver, whose [`DnsFailure`] class picks one of the
+//! `dns_*` outcomes, or a [`rustls::Error`] inside an `io::Error`.
 
 use std::error::Error;
 use std::io;
 
 use super::Outcome;
-use crate::salesloft::DnsError;
+use crate::salesloft::{DnsError, DnsFailure};
 
 /// Returns the outcome for an error that ended a request before a complete response.
 pub fn classify_error(error: &(dyn Error + 'static)) -> Outcome {
-    let mut dns = false;
+    let mut dns = None;
     let mut tls = false;
     visit_chain(error, &mut |cause| {
-        dns |= cause.is::<DnsError>();
+        if let Some(failure) = cause.downcast_ref::<DnsError>().map(DnsError::failure) {
+            dns.get_or_insert(failure);
+        }
         tls |= cause.is::<rustls::Error>();
     });
-    if dns {
-        Outcome::DnsError
+    if let Some(failure) = dns {
+        dns_outcome(failure)
     } else if tls {
         Outcome::TlsError
     } else {
         Outcome::ConnectError
+    }
+}
+
+/// Returns the outcome of a DNS failure of class `failure`.
+fn dns_outcome(failure: DnsFailure) -> Outcome {
+    match failure {
+        DnsFailure::Timeout => Outcome::DnsTimeout,
+        DnsFailure::ServerFailure => Outcome::DnsServfail,
+        DnsFailure::NameNotFound => Outcome::DnsNxdomain,
+        DnsFailure::Other => Outcome::DnsError,
     }
 }
 
@@ -75,6 +88,48 @@ mod tests {
         };
         let error = Outer(io::Error::other(dns));
         assert_eq!(classify_error(&error), Outcome::DnsError);
+    }
+
+    #[test]
+    fn dns_failures_keep_their_class() {
+        let server = "127.0.0.1:5353".parse().unwrap();
+        let host = "catalog.test".to_owned();
+        let cases = [
+            (
+                DnsError::Timeout {
+                    host: host.clone(),
+                    server,
+                    timeout: std::time::Duration::from_secs(1),
+                },
+                Outcome::DnsTimeout,
+            ),
+            (
+                DnsError::ServerFailure {
+                    host: host.clone(),
+                    server,
+                },
+                Outcome::DnsServfail,
+            ),
+            (
+                DnsError::NameNotFound {
+                    host: host.clone(),
+                    server,
+                },
+                Outcome::DnsNxdomain,
+            ),
+            (
+                DnsError::Rejected {
+                    host,
+                    server,
+                    rcode: "REFUSED".to_owned(),
+                },
+                Outcome::DnsError,
+            ),
+        ];
+        for (dns, expected) in cases {
+            let error = Outer(io::Error::other(dns));
+            assert_eq!(classify_error(&error), expected, "{error:?}");
+        }
     }
 
     #[test]

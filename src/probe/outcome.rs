@@ -14,8 +14,18 @@ pub enum Outcome {
     Timeout,
     /// The TCP connection was refused, reset or closed before a response.
     ConnectError,
-    /// The host name did not resolve.
+    /// The host name did not resolve for a reason other than the three below: the DNS server
+    /// rejected the query or sent a malformed answer, or the name has no address record.
     DnsError,
+    /// The DNS server sent no answer within `salesloft.dns_timeout`, or the system resolver
+    /// reported a temporary failure (`EAI_AGAIN`).
+    DnsTimeout,
+    /// The DNS server answered SERVFAIL: it could not resolve the name, usually because the
+    /// zone's own servers failed.
+    DnsServfail,
+    /// The DNS server answered NXDOMAIN, or the system resolver reported that the name is not
+    /// known (`EAI_NONAME`).
+    DnsNxdomain,
     /// The TLS handshake failed.
     TlsError,
     /// The response body passed the probe's size cap.
@@ -28,7 +38,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in a stable order, for exporters that pre-register series.
-    pub const ALL: [Outcome; 13] = [
+    pub const ALL: [Outcome; 16] = [
         Outcome::Ok,
         Outcome::HttpStatus(1),
         Outcome::HttpStatus(2),
@@ -38,6 +48,9 @@ impl Outcome {
         Outcome::Timeout,
         Outcome::ConnectError,
         Outcome::DnsError,
+        Outcome::DnsTimeout,
+        Outcome::DnsServfail,
+        Outcome::DnsNxdomain,
         Outcome::TlsError,
         Outcome::BodyTooLarge,
         Outcome::InvalidBody,
@@ -61,6 +74,9 @@ impl Outcome {
             Outcome::Timeout => "timeout",
             Outcome::ConnectError => "connect_error",
             Outcome::DnsError => "dns_error",
+            Outcome::DnsTimeout => "dns_timeout",
+            Outcome::DnsServfail => "dns_servfail",
+            Outcome::DnsNxdomain => "dns_nxdomain",
             Outcome::TlsError => "tls_error",
             Outcome::BodyTooLarge => "body_too_large",
             Outcome::InvalidBody => "invalid_body",
@@ -78,9 +94,14 @@ impl Outcome {
     /// Returns whether a complete HTTP response was read, so the latency is a real sample.
     /// A timeout also records its elapsed time; connection, DNS and TLS failures do not.
     pub fn has_latency_sample(self) -> bool {
-        !matches!(
+        !(self.is_dns_failure() || matches!(self, Outcome::ConnectError | Outcome::TlsError))
+    }
+
+    /// Returns whether the host name failed to resolve, so no request reached the API.
+    pub fn is_dns_failure(self) -> bool {
+        matches!(
             self,
-            Outcome::ConnectError | Outcome::DnsError | Outcome::TlsError
+            Outcome::DnsError | Outcome::DnsTimeout | Outcome::DnsServfail | Outcome::DnsNxdomain
         )
     }
 
@@ -96,5 +117,50 @@ impl Outcome {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_outcomes_have_their_own_names() {
+        assert_eq!(Outcome::DnsError.as_str(), "dns_error");
+        assert_eq!(Outcome::DnsTimeout.as_str(), "dns_timeout");
+        assert_eq!(Outcome::DnsServfail.as_str(), "dns_servfail");
+        assert_eq!(Outcome::DnsNxdomain.as_str(), "dns_nxdomain");
+    }
+
+    #[test]
+    fn parse_reads_every_name() {
+        for outcome in Outcome::ALL {
+            assert_eq!(Outcome::parse(outcome.as_str()), Some(outcome), "{outcome}");
+        }
+        assert_eq!(Outcome::parse("dns_refused"), None);
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<&str> = Outcome::ALL
+            .iter()
+            .map(|outcome| outcome.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Outcome::ALL.len());
+    }
+
+    #[test]
+    fn dns_failures_have_no_latency_sample() {
+        for outcome in Outcome::ALL {
+            let dns = outcome.as_str().starts_with("dns_");
+            assert_eq!(outcome.is_dns_failure(), dns, "{outcome}");
+            if dns {
+                assert!(!outcome.has_latency_sample(), "{outcome}");
+            }
+        }
+        assert!(Outcome::Ok.has_latency_sample());
+        assert!(Outcome::Timeout.has_latency_sample());
     }
 }

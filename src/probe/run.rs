@@ -130,12 +130,8 @@ fn is_retryable(outcome: Outcome) -> bool {
 fn is_breaker_failure(outcome: Outcome) -> bool {
     matches!(
         outcome,
-        Outcome::HttpStatus(5)
-            | Outcome::Timeout
-            | Outcome::ConnectError
-            | Outcome::DnsError
-            | Outcome::TlsError
-    )
+        Outcome::HttpStatus(5) | Outcome::Timeout | Outcome::ConnectError | Outcome::TlsError
+    ) || outcome.is_dns_failure()
 }
 
 /// Builds the result of a run that could send no request.

@@ -7,7 +7,7 @@ use reqwest::{Method, Response, Url};
 use tokio::time::Instant;
 
 use super::{
-    Bearer, BudgetSettings, CircuitBreakers, GaiResolver, OAuthError, OAuthSession, RateBudget,
+    Bearer, BudgetSettings, CircuitBreakers, DnsResolver, OAuthError, OAuthSession, RateBudget,
     RateLimitPauses, RetryPolicy, Secret,
 };
 use crate::config::SalesloftConfig;
@@ -50,8 +50,8 @@ enum Auth {
 /// A client for one SalesLoft API base URL.
 ///
 /// It follows no redirects (a redirect is an unexpected status for a probe), ignores system
-/// proxy settings, resolves names with [`GaiResolver`] and sends `Authorization: Bearer`,
-/// `Accept: application/json` and the configured user agent. Deadlines are left to the caller,
+/// proxy settings, resolves names with a [`DnsResolver`] for `config.dns` and sends
+/// `Authorization: Bearer`, `Accept: application/json` and the configured user agent. Deadlines are left to the caller,
 /// because the prober wraps each attempt in one total timeout.
 ///
 /// It keeps no idle connections, so every request opens a new one and every probe resolves
@@ -106,7 +106,7 @@ impl Client {
             .pool_max_idle_per_host(0)
             // Every attempt is counted by the prober, so reqwest must not resend on its own.
             .retry(reqwest::retry::never())
-            .dns_resolver(GaiResolver)
+            .dns_resolver(DnsResolver::new(config.dns))
             .build()
             .map_err(ClientError::Build)?;
         Ok(Client {
@@ -296,6 +296,7 @@ mod tests {
             pause_on_429: true,
             breaker: Default::default(),
             budget: Default::default(),
+            dns: Default::default(),
         }
     }
 

@@ -23,7 +23,7 @@ pub use budget::{
     MAX_CHEAP_PAGE, RateBudget, page_cost, page_of, path_cost,
 };
 pub use client::{Client, ClientError};
-pub use dns::{DnsError, GaiResolver};
+pub use dns::{DEFAULT_DNS_TIMEOUT, DnsError, DnsFailure, DnsResolver, DnsSettings, GaiResolver};
 pub use oauth::{
     Bearer, OAuthError, OAuthSession, OAuthSettings, OAuthStatus, REFRESH_TOKEN_FILE,
     RefreshTokenStore, TOKEN_REQUEST_TIMEOUT, encode_form,
