@@ -6,6 +6,7 @@
 
 mod budget;
 mod error;
+mod history;
 mod items;
 mod raw;
 mod rules;
@@ -17,6 +18,7 @@ use std::path::Path;
 
 pub use budget::{BudgetReport, ProbeCost, check_budget, cost_per_minute};
 pub use error::{ConfigError, ConfigIssue};
+pub use history::{DEFAULT_HISTORY_RETENTION, MIN_HISTORY_RETENTION};
 pub use rules::is_loopback;
 pub use server::DEFAULT_LISTEN;
 pub use types::*;
