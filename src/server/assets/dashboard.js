@@ -171,7 +171,7 @@ function seriesPath(history, value, x, y) {
     const px = x(point.minute_ms);
     const py = y(v);
     const adjacent = previous !== null && point.minute_ms - previous === history.step_ms;
-    d += (adjacent ? "L" : "M") + px.toFixed(1) + " " + py.toFixed(1) + (adjacent ? "" : "h2");
+    d += (adjacent ? "L" : "M") + px.toFixed(1) + " " + py.toFixed(1) + (adjacent ? "" : "h3");
     previous = point.minute_ms;
     points += 1;
   }
