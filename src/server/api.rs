@@ -22,6 +22,7 @@ use tracing::warn;
 use super::AppState;
 use super::history::{MINUTE_MS, epoch_millis, from_epoch_millis, merge_rollups, minute_start};
 use crate::alert::AlertState;
+use crate::store::MinuteRollup;
 
 /// Number of transitions `notifications` returns.
 pub const RECENT_NOTIFICATIONS: usize = 50;
@@ -74,22 +75,9 @@ pub(super) async fn history(
     let range_ms = i64::try_from(range.as_millis()).unwrap_or(i64::MAX);
     // The current minute is the last point, so the range starts that many minutes earlier.
     let from_ms = minute_start(now_ms) - range_ms + MINUTE_MS;
-    let stored = match app.state.store.get().cloned() {
-        Some(store) => {
-            let name = probe.clone();
-            let since = from_epoch_millis(from_ms);
-            let loaded =
-                tokio::task::spawn_blocking(move || store.load_rollups(&name, since)).await;
-            match loaded {
-                Ok(Ok(rollups)) => rollups,
-                Ok(Err(error)) => {
-                    warn!(%error, probe = %probe, "cannot read the probe history");
-                    return server_error(format!("cannot read the probe history: {error}"));
-                }
-                Err(error) => return server_error(format!("history read failed: {error}")),
-            }
-        }
-        None => Vec::new(),
+    let stored = match load_stored(&app, &probe, from_ms).await {
+        Ok(stored) => stored,
+        Err(response) => return response,
     };
     let pending = app.state.history.pending(&probe, from_ms);
     let points = merge_rollups(stored, pending);
@@ -102,6 +90,34 @@ pub(super) async fn history(
         "points": points,
     });
     Json(body).into_response()
+}
+
+/// Loads the stored rollups of `probe` from minute `from_ms` on; without a store there are
+/// none.
+async fn load_stored(
+    app: &AppState,
+    probe: &str,
+    from_ms: i64,
+) -> Result<Vec<MinuteRollup>, Response> {
+    let Some(store) = app.state.store.get().cloned() else {
+        return Ok(Vec::new());
+    };
+    let name = probe.to_owned();
+    let since = from_epoch_millis(from_ms);
+    let loaded = tokio::task::spawn_blocking(move || store.load_rollups(&name, since)).await;
+    match loaded {
+        Ok(Ok(rollups)) => Ok(rollups),
+        Ok(Err(error)) => {
+            warn!(%error, probe, "cannot read the probe history");
+            Err(server_error(format!(
+                "cannot read the probe history: {error}"
+            )))
+        }
+        Err(error) => {
+            warn!(%error, probe, "probe history read failed");
+            Err(server_error(format!("probe history read failed: {error}")))
+        }
+    }
 }
 
 pub(super) async fn alerts(State(app): State<AppState>) -> Response {
@@ -142,7 +158,10 @@ pub(super) async fn notifications(State(app): State<AppState>) -> Response {
             warn!(%error, "cannot read the notification log");
             return server_error(format!("cannot read the notification log: {error}"));
         }
-        Err(error) => return server_error(format!("notification log read failed: {error}")),
+        Err(error) => {
+            warn!(%error, "notification log read failed");
+            return server_error(format!("notification log read failed: {error}"));
+        }
     };
     let notifications: Vec<serde_json::Value> = records
         .into_iter()

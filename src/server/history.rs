@@ -3,7 +3,7 @@
 //!
 //! Results are grouped by the wall-clock minute they finished in. The daemon takes the
 //! finished minutes once a minute and writes them to the store, and takes every minute at
-//! shutdown, so the database holds all history up to the stop. The charts combine the stored
+//! shutdown, so the database contains all history up to the stop. The charts combine the stored
 //! rollups with the minutes still held here.
 
 use std::collections::BTreeMap;
@@ -152,7 +152,7 @@ impl ProbeHistory {
     pub fn take_finished(&self, now: SystemTime, all: bool) -> Vec<MinuteRollup> {
         let current = minute_start(epoch_millis(now));
         let mut inner = self.lock();
-        let mut taken = std::mem::take(&mut inner.unwritten);
+        let mut rollups = std::mem::take(&mut inner.unwritten);
         let keys: Vec<(Arc<str>, i64)> = inner
             .minutes
             .keys()
@@ -161,10 +161,10 @@ impl ProbeHistory {
             .collect();
         for key in keys {
             if let Some(builder) = inner.minutes.remove(&key) {
-                taken.push(builder.rollup(&key.0, key.1));
+                rollups.push(builder.rollup(&key.0, key.1));
             }
         }
-        taken
+        rollups
     }
 
     /// Keeps rollups whose write failed, so the next [`ProbeHistory::take_finished`] returns

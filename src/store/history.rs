@@ -186,8 +186,8 @@ fn encode_errors(errors: &BTreeMap<String, u64>) -> String {
     serde_json::to_string(errors).unwrap_or_else(|_| "{}".to_owned())
 }
 
-/// Decodes the error counts; a value this build cannot read counts as no errors, because a
-/// chart with a gap is better than a dashboard that fails.
+/// Decodes the error counts. A value this build cannot read counts as no errors, so that one
+/// bad row leaves a gap in a chart instead of failing the dashboard.
 fn decode_errors(text: &str) -> BTreeMap<String, u64> {
     serde_json::from_str(text).unwrap_or_default()
 }

@@ -195,9 +195,11 @@ function chart(history, series, options) {
   }
   if (options.fixedMax) max = options.fixedMax;
   if (max <= 0) max = 1;
+
   const span = history.to_ms - history.from_ms;
   const x = (t) => left + ((t - history.from_ms) / span) * (width - left - right);
   const y = (v) => top + (1 - v / max) * (height - top - bottom);
+
   svg.appendChild(svgElement("line", { class: "axis", x1: left, y1: height - bottom, x2: width - right, y2: height - bottom }));
   svg.appendChild(svgElement("line", { class: "axis", x1: left, y1: top, x2: left, y2: height - bottom }));
   const topLabel = svgElement("text", { class: "label", x: 2, y: top + 8 });
@@ -209,6 +211,7 @@ function chart(history, series, options) {
   const endLabel = svgElement("text", { class: "label", x: width - right - 24, y: height - 6 });
   endLabel.textContent = "now";
   svg.appendChild(endLabel);
+
   for (const entry of series) {
     const path = seriesPath(history, entry.value, x, y);
     svg.appendChild(svgElement("path", {
@@ -295,7 +298,7 @@ async function refresh() {
       getJson("/api/v1/alerts"),
       getJson("/api/v1/notifications"),
     ]);
-    // The silences endpoint is optional: without it the section says there are none.
+    // The silences endpoint is optional: without it the section shows that there are none.
     const silences = await getJson("/api/v1/silences").catch(() => null);
     const histories = await Promise.all(status.probes.map(async (probe) => ({
       probe: probe.probe,
