@@ -146,6 +146,9 @@ fn config(base_url: &str, smtp_port: u16, database: &Path, timing: Timing) -> St
     let database = database.display();
     format!(
         r#"
+[server]
+listen = "127.0.0.1:0"
+
 [salesloft]
 base_url = "{base_url}"
 credential = {{ env = "SALESLOFT_TOKEN" }}

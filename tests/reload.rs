@@ -13,7 +13,8 @@ use support::smtp::{SmtpServer, decode_with_python};
 
 fn config(base_url: &str, smtp_port: u16, probes: &[(&str, &str, &str)]) -> String {
     let mut text = format!(
-        "[salesloft]\nbase_url = \"{base_url}\"\ncredential = {{ env = \"SALESLOFT_TOKEN\" }}\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\n\
+         [salesloft]\nbase_url = \"{base_url}\"\ncredential = {{ env = \"SALESLOFT_TOKEN\" }}\n\
          [engine]\neval_interval = \"100ms\"\nkeep_firing_for = \"1s\"\n\
          [receivers.email]\nhost = \"127.0.0.1\"\nport = {smtp_port}\ntls = \"none\"\n\
          from = \"loftwatch@example.test\"\nto = [\"oncall@example.test\"]\n\

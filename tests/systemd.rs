@@ -195,7 +195,8 @@ impl NotifySocket {
 
 fn daemon_config(base_url: &str, otlp: Option<&str>) -> String {
     let mut text = format!(
-        "[salesloft]\nbase_url = \"{base_url}\"\ncredential = {{ env = \"SALESLOFT_TOKEN\" }}\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\n\
+         [salesloft]\nbase_url = \"{base_url}\"\ncredential = {{ env = \"SALESLOFT_TOKEN\" }}\n\
          [engine]\neval_interval = \"100ms\"\n\
          [[rule]]\nname = \"API errors\"\nseverity = \"P1\"\nexpr = \"count(status >= 500) > 5\"\n\
          window = \"1m\"\nrunbook = \"Check status.salesloft.com.\"\n\

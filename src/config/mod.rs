@@ -9,6 +9,7 @@ mod checks;
 mod dns;
 mod duration;
 mod error;
+mod history;
 mod items;
 mod raw;
 mod receivers;
@@ -22,6 +23,7 @@ use std::path::Path;
 
 pub use budget::{BudgetReport, ProbeCost, check_budget, cost_per_minute};
 pub use error::{ConfigError, ConfigIssue};
+pub use history::{DEFAULT_HISTORY_RETENTION, MIN_HISTORY_RETENTION};
 pub use receivers::DEFAULT_RESEND_INTERVAL;
 pub use rules::is_loopback;
 pub use server::DEFAULT_LISTEN;

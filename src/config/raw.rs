@@ -22,12 +22,19 @@ pub(crate) struct RawConfig {
     pub receivers: Option<RawReceivers>,
     pub server: Option<RawServer>,
     pub store: Option<RawStore>,
+    pub history: Option<RawHistory>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStore {
     pub path: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHistory {
+    pub retention: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,6 +16,7 @@ pub struct Config {
     pub receivers: Receivers,
     pub server: ServerConfig,
     pub store: StoreConfig,
+    pub history: HistoryConfig,
 }
 
 /// Location of the database of alert state and the outbox.
@@ -25,6 +26,14 @@ pub struct StoreConfig {
     /// `$STATE_DIRECTORY/loftwatch.db` is used under systemd (`StateDirectory=`), and otherwise
     /// state lives in memory only and is lost at exit.
     pub path: Option<PathBuf>,
+}
+
+/// How long the per-minute probe history of the dashboard is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// Age after which per-minute rollups are deleted from the database, 7 days unless
+    /// configured.
+    pub retention: Duration,
 }
 
 /// Where and how to call SalesLoft.

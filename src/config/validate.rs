@@ -159,6 +159,7 @@ impl<'a> Validator<'a> {
         let receivers = self.receivers(raw.receivers);
         let server = self.server(raw.server);
         let store = self.store(raw.store);
+        let history = self.history(raw.history);
         if !self.issues.is_empty() {
             return None;
         }
@@ -170,6 +171,7 @@ impl<'a> Validator<'a> {
             receivers,
             server,
             store,
+            history,
         })
     }
 

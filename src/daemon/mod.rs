@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::alert::{Engine, Transition, TransitionKind};
 use crate::config::Config;
@@ -39,6 +39,9 @@ pub use reload::ReloadSummary;
 /// notifications get to leave. The final OTLP metrics export comes after both, bounded by the
 /// exporter's `timeout`, so a stop takes at most twice this plus that timeout.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How often finished minutes of probe history are written to the store and old ones pruned.
+pub const HISTORY_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Looks up an environment variable; passed in so tests never touch the process environment.
 pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -127,6 +130,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     let pauses = Arc::new(RateLimitPauses::new());
     let client = Arc::new(build_client(&config.salesloft, &credentials, &pauses)?);
     let location = config.salesloft.location.clone();
+    // The database first: a second loftwatch on the same file stops here, with an error that
+    // names the file, before it could fail on the HTTP port instead.
+    let store = open_database(&config, &*options.env)?;
     let freshness = config
         .server
         .health_freshness
@@ -141,7 +147,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     let metrics = start_metrics(&config)?;
     let notifier = start_notifier(&config, &options.env, options.file_sink.clone())?;
     let mut engine = Engine::new(&config.rules, &config.probes, location);
-    let journal = open_store(&config, &*options.env, &mut engine, &notifier)?;
+    let journal = restore(store, &mut engine, &notifier)?;
+    server_state.attach_store(journal.store().clone());
+    server_state.set_rules(&config.rules);
     let mut daemon = Daemon {
         recorder: Recorder::new(config.engine.histogram_max, retention(&config)),
         engine,
@@ -193,6 +201,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
         .map_or(Duration::from_secs(86_400), |p| p / 2);
     let mut watchdog_tick = tokio::time::interval(pet_every);
     watchdog_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut history_tick = tokio::time::interval(HISTORY_FLUSH_INTERVAL);
+    history_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut shutdown = options.shutdown;
     let config_path = options.config_path;
     loop {
@@ -206,9 +216,16 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
                 daemon.export_state();
             }
             _ = watchdog_tick.tick() => daemon.lifecycle.watchdog(),
+            _ = history_tick.tick() => daemon.flush_history(false),
             Some(request) = reload_rx.recv() => {
                 daemon.lifecycle.reloading();
                 let outcome = daemon.reload(config_path.as_deref()).await;
+                if outcome.is_ok() {
+                    daemon.server_state.set_rules(&daemon.config.rules);
+                    let names: Vec<&str> =
+                        daemon.config.probes.iter().map(|probe| &*probe.name).collect();
+                    daemon.server_state.history().retain_probes(&names);
+                }
                 if outcome.is_ok() && daemon.config.engine.eval_interval != tick.period() {
                     tick = tokio::time::interval(daemon.config.engine.eval_interval);
                     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -234,6 +251,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     while let Ok(event) = events_rx.try_recv() {
         daemon.handle_event(event);
     }
+    // The minute in progress is written too, so a restart keeps the history up to the stop.
+    daemon.flush_history(true);
     daemon.notifier.shutdown(SHUTDOWN_GRACE).await;
     let metrics = daemon.metrics;
     let _ = tokio::task::spawn_blocking(move || metrics.shutdown()).await;
@@ -443,6 +462,31 @@ impl Daemon {
         }
     }
 
+    /// Writes the finished minutes of probe history to the store, every minute with `all`,
+    /// and deletes rollups older than `history.retention`. Rollups whose write failed stay in
+    /// memory and are written with the next batch.
+    fn flush_history(&mut self, all: bool) {
+        let now = SystemTime::now();
+        let history = self.server_state.history();
+        let rollups = history.take_finished(now, all);
+        let store = self.journal.store();
+        if !rollups.is_empty() {
+            if let Err(error) = store.write_rollups(&rollups) {
+                warn!(%error, minutes = rollups.len(), "cannot write probe history");
+                history.keep_unwritten(rollups);
+                return;
+            }
+        }
+        let cutoff = now
+            .checked_sub(self.config.history.retention)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        match store.prune_rollups(cutoff) {
+            Ok(0) => {}
+            Ok(pruned) => debug!(pruned, "old probe history pruned"),
+            Err(error) => warn!(%error, "cannot prune probe history"),
+        }
+    }
+
     /// Returns the one-line status shown by `systemctl status`.
     fn status_line(&self) -> String {
         format!(
@@ -453,14 +497,11 @@ impl Daemon {
     }
 }
 
-/// Opens the store (the configured path, else `$STATE_DIRECTORY/loftwatch.db`, else memory),
-/// restores the engine's alerts from it and queues the deliveries it still holds.
-fn open_store(
+/// Opens the store: the configured path, else `$STATE_DIRECTORY/loftwatch.db`, else memory.
+fn open_database(
     config: &Config,
     env: &dyn Fn(&str) -> Option<String>,
-    engine: &mut Engine,
-    notifier: &Notifier,
-) -> Result<Journal, StartError> {
+) -> Result<Store, StartError> {
     let path = config
         .store
         .path
@@ -476,6 +517,11 @@ fn open_store(
             Store::open_in_memory()?
         }
     };
+    Ok(store)
+}
+
+/// Restores the engine's alerts from the store and queues the deliveries it still holds.
+fn restore(store: Store, engine: &mut Engine, notifier: &Notifier) -> Result<Journal, StartError> {
     let saved = store.load_alerts()?;
     let restored = engine.restore(&saved, Instant::now(), SystemTime::now());
     notifier.attach_store(store.clone());

@@ -5,17 +5,25 @@
 //!   results (see [`health`] for what counts as connected and fresh);
 //! - `GET /metrics`: the Prometheus exposition of [`PrometheusMetrics`] in OpenMetrics text;
 //! - `POST /-/reload`: sends a configuration reload request to the daemon, when the daemon
-//!   passed a reload channel to [`ServerState::with_reload`].
+//!   passed a reload channel to [`ServerState::with_reload`];
+//! - `GET /`: the built-in dashboard, a page with its script and style embedded in the binary
+//!   (see [`dashboard`]);
+//! - `GET /api/v1/status`, `history`, `alerts`, `notifications`: the JSON the dashboard reads
+//!   (see [`api`]).
 //!
 //! The server binds `127.0.0.1:9898` unless `server.listen` says otherwise. Mutating endpoints
 //! need `Authorization: Bearer <server.token>` when a token is configured. Without a token they
 //! are served only when the server is bound to a loopback address, and answer 403 otherwise.
 //! No endpoint shows a secret.
 
+pub mod api;
+pub mod dashboard;
 pub mod health;
+pub mod history;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
 use axum::extract::State;
@@ -29,13 +37,15 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::alert::Engine;
-use crate::config::{ProbeSpec, ServerConfig};
+use crate::alert::{AlertStatus, Engine};
+use crate::config::{ProbeSpec, RuleSpec, ServerConfig};
 use crate::daemon::ReloadRequest;
 use crate::notify::Notifier;
 use crate::probe::ProbeResult;
+use crate::store::Store;
 use crate::telemetry::{OPENMETRICS_CONTENT_TYPE, PrometheusMetrics};
 pub use health::{HealthReport, HealthTracker, default_health_freshness, is_connected};
+pub use history::{LatestResult, ProbeHistory};
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -58,12 +68,19 @@ enum MutationAccess {
     Disabled,
 }
 
-/// Shared state of the server: Prometheus metrics and probe health, written by the daemon.
+/// Shared state of the server: Prometheus metrics, probe health, probe history and alert
+/// states, written by the daemon.
 #[derive(Clone)]
 pub struct ServerState {
     prometheus: Arc<PrometheusMetrics>,
     health: Arc<HealthTracker>,
     reload: Option<mpsc::Sender<ReloadRequest>>,
+    history: Arc<ProbeHistory>,
+    /// The database of rollups and notifications, once the daemon opened it.
+    store: Arc<OnceLock<Store>>,
+    alerts: Arc<Mutex<Vec<AlertStatus>>>,
+    /// Runbook of each rule, by rule name.
+    runbooks: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl ServerState {
@@ -73,7 +90,39 @@ impl ServerState {
             prometheus: Arc::new(PrometheusMetrics::new(location)),
             health: Arc::new(HealthTracker::new(health_freshness)),
             reload: None,
+            history: Arc::new(ProbeHistory::new()),
+            store: Arc::new(OnceLock::new()),
+            alerts: Arc::new(Mutex::new(Vec::new())),
+            runbooks: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Returns the probe history that the daemon writes to the store once a minute.
+    pub fn history(&self) -> &Arc<ProbeHistory> {
+        &self.history
+    }
+
+    /// Lets the history and notification endpoints read `store`. Only the first store
+    /// attached is used.
+    pub fn attach_store(&self, store: Store) {
+        let _ = self.store.set(store);
+    }
+
+    /// Sets the runbook shown with each alert from the rules; called at start and reload.
+    pub fn set_rules(&self, rules: &[RuleSpec]) {
+        let runbooks = rules
+            .iter()
+            .map(|rule| (rule.name.to_string(), rule.runbook.to_string()))
+            .collect();
+        *lock(&self.runbooks) = runbooks;
+    }
+
+    fn alert_snapshot(&self) -> Vec<AlertStatus> {
+        lock(&self.alerts).clone()
+    }
+
+    fn runbooks(&self) -> HashMap<String, String> {
+        lock(&self.runbooks).clone()
     }
 
     /// Serves `POST /-/reload`, which sends a request on `reload` and answers with the daemon's
@@ -98,6 +147,7 @@ impl ServerState {
     pub fn record_result(&self, spec: &ProbeSpec, result: &ProbeResult, server_address: &str) {
         self.prometheus.record_result(spec, result, server_address);
         self.health.record(result);
+        self.history.record(result);
     }
 
     /// Counts skipped runs of a probe.
@@ -108,13 +158,22 @@ impl ServerState {
     /// Copies the alert states of the engine and the receiver counters of the notifier into
     /// the metrics; the daemon calls it after each evaluation.
     pub fn set_engine_and_receivers(&self, engine: &Engine, notifier: &Notifier) {
-        self.prometheus.set_alert_states(&engine.snapshot());
+        let snapshot = engine.snapshot();
+        self.prometheus.set_alert_states(&snapshot);
+        *lock(&self.alerts) = snapshot;
         for kind in notifier.receiver_kinds() {
             if let Some(counts) = notifier.counts(kind) {
                 self.prometheus.set_receiver_counts(kind, counts);
             }
         }
     }
+}
+
+/// Locks a mutex whose holders never leave a value half written, so a poisoned lock is safe.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[derive(Clone)]
@@ -188,6 +247,13 @@ fn router(app: AppState) -> Router {
         .route("/health", get(health_handler))
         .route("/metrics", get(metrics_handler))
         .route("/-/reload", post(reload_handler))
+        .route("/", get(dashboard::index))
+        .route("/assets/dashboard.js", get(dashboard::script))
+        .route("/assets/dashboard.css", get(dashboard::style))
+        .route("/api/v1/status", get(api::status))
+        .route("/api/v1/history", get(api::history))
+        .route("/api/v1/alerts", get(api::alerts))
+        .route("/api/v1/notifications", get(api::notifications))
         .with_state(app)
 }
 

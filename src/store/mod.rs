@@ -1,5 +1,5 @@
-//! SQLite persistence: alert state with its timers, the log of transitions and the outbox of
-//! notifications still to deliver.
+//! SQLite persistence: alert state with its timers, the log of transitions, the outbox of
+//! notifications still to deliver and per-minute rollups of probe results.
 //!
 //! A transition is committed, together with the alert states that produced it and one outbox
 //! row per receiver, before any receiver sees it. A receiver marks its row delivered after the
@@ -9,16 +9,20 @@
 //! instead of writing next to the first.
 
 mod codec;
+mod history;
 mod journal;
 mod open;
+mod recent;
 mod schema;
 mod tables;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+pub use history::MinuteRollup;
 pub use journal::Journal;
 pub use open::default_path;
+pub use recent::{DeliveryRecord, NotificationRecord};
 pub use tables::{DeliveryStatus, OutboxEntry};
 
 /// File name of the database inside `$STATE_DIRECTORY`.

@@ -41,6 +41,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (transition_id, receiver)
     );
     CREATE INDEX outbox_pending ON outbox (receiver, status, transition_id);",
+    // Version 2: per-minute rollups of probe results for the dashboard.
+    super::history::MIGRATION,
 ];
 
 /// Returns the schema version this build writes.
