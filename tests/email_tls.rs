@@ -133,7 +133,7 @@ async fn starttls_with_auth_delivers() {
     let text = format!(
         "[receivers.email]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\n\
          ca_file = {:?}\nusername = \"{USERNAME}\"\npassword = {{ env = \"{PASSWORD_VARIABLE}\" }}\n\
-         from = \"loftwatch <loftwatch@example.test>\"\nto = [\"oncall@example.test\"]\n",
+         from = \"loftwatch <loftwatch@example.test>\"\nto = [\"oncall@example.test\"]\n{PROBE}",
         server.port(),
         server.ca_file().display().to_string(),
     );
@@ -347,9 +347,12 @@ async fn untrusted_relay_certificate_rejected() {
 fn email_toml(tls: &str, ca_file: &str) -> String {
     format!(
         "[receivers.email]\nhost = \"127.0.0.1\"\ntls = \"{tls}\"\nca_file = {ca_file:?}\n\
-         from = \"loftwatch@example.test\"\nto = [\"oncall@example.test\"]\n"
+         from = \"loftwatch@example.test\"\nto = [\"oncall@example.test\"]\n{PROBE}"
     )
 }
+
+/// A probe, which every configuration needs; it comes last so the line numbers above stay.
+const PROBE: &str = "[[probe]]\nname = \"me\"\npath = \"/v2/me.json\"\n";
 
 #[test]
 fn ca_file_validated_in_config() {

@@ -382,7 +382,7 @@ fn committed_transitions(database: &Path) -> Vec<(String, String)> {
 async fn sigkill_during_dispatch_loses_nothing() {
     const KILLS: usize = 50;
     let timing = Timing {
-        interval: "50ms",
+        interval: "100ms",
         window: "300ms",
         keep_firing_for: "100ms",
     };
