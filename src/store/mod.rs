@@ -1,5 +1,5 @@
 //! SQLite persistence: alert state with its timers, the log of transitions and the outbox of
-//! notifications still to deliver.
+//! notifications still to deliver, and the silences.
 //!
 //! A transition is committed, together with the alert states that produced it and one outbox
 //! row per receiver, before any receiver sees it. A receiver marks its row delivered after the
@@ -12,6 +12,7 @@ mod codec;
 mod journal;
 mod open;
 mod schema;
+mod silences;
 mod tables;
 
 use std::path::{Path, PathBuf};

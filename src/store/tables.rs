@@ -96,6 +96,20 @@ impl Store {
         transitions: &[Transition],
         receivers: &[&str],
     ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let routed: Vec<(Transition, Vec<&str>)> = transitions
+            .iter()
+            .map(|transition| (transition.clone(), receivers.to_vec()))
+            .collect();
+        self.commit_routed(changes, &routed)
+    }
+
+    /// Commits like [`Store::commit`], with one pending outbox row for each receiver listed
+    /// next to each transition. A transition with no receivers is logged and sent nowhere.
+    pub fn commit_routed(
+        &self,
+        changes: &AlertChanges,
+        transitions: &[(Transition, Vec<&str>)],
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
         let mut connection = self.lock();
         let sql_error = |error| self.sql_error(error);
         let transaction = connection.transaction().map_err(sql_error)?;
@@ -128,7 +142,7 @@ impl Store {
         }
         let now = to_millis(SystemTime::now());
         let mut entries = Vec::with_capacity(transitions.len());
-        for transition in transitions {
+        for (transition, receivers) in transitions {
             transaction
                 .execute(
                     "INSERT INTO transition_log (alert_id, sequence, kind, at_ms, record)
