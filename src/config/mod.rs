@@ -8,6 +8,7 @@ mod budget;
 mod error;
 mod items;
 mod raw;
+mod routing;
 mod rules;
 mod server;
 mod types;

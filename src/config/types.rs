@@ -16,6 +16,8 @@ pub struct Config {
     pub receivers: Receivers,
     pub server: ServerConfig,
     pub store: StoreConfig,
+    /// `[routing]`, `[[route]]`, `[[inhibit]]` and `[[maintenance]]`.
+    pub routing: crate::route::RoutingConfig,
 }
 
 /// Location of the database of alert state and the outbox.

@@ -104,6 +104,7 @@ impl<'a> Validator<'a> {
         let receivers = self.receivers(raw.receivers);
         let server = self.server(raw.server);
         let store = self.store(raw.store);
+        let routing = self.routing(raw.routing, raw.route, raw.inhibit, raw.maintenance);
         if !self.issues.is_empty() {
             return None;
         }
@@ -115,6 +116,7 @@ impl<'a> Validator<'a> {
             receivers,
             server,
             store,
+            routing,
         })
     }
 
