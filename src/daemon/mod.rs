@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::config::{AuthConfig, SalesloftConfig};
 use crate::notify::Notifier;
 use crate::probe::{ProbeEvent, ProbeResult};
+use crate::route::{Dispatcher, RoutedEntry, SilenceBook};
 use crate::salesloft::{Client, OAuthSession, RateLimitPauses, Secret};
 use crate::server::{Server, ServerState, default_health_freshness};
 use crate::stats::Recorder;
@@ -110,6 +111,8 @@ struct Daemon {
     notifier: Notifier,
     /// Alert state and the outbox; every transition is committed here before it is sent.
     journal: Journal,
+    /// Routes, groups, repeats and mutes notifications.
+    dispatcher: Dispatcher,
     metrics: Metrics,
     server_address: String,
     observer: Option<mpsc::UnboundedSender<DaemonEvent>>,
@@ -140,11 +143,14 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     let metrics = start_metrics(&config)?;
     let notifier = start_notifier(&config, &options.env, options.file_sink.clone())?;
     let mut engine = Engine::new(&config.rules, &config.probes, location);
-    let journal = open_store(&config, &*options.env, &mut engine, &notifier)?;
+    let (journal, silences) = open_store(&config, &*options.env, &mut engine, &notifier)?;
+    server_state.set_silences(silences.clone());
+    let dispatcher = Dispatcher::new(config.routing.clone(), Some(silences));
     let mut daemon = Daemon {
         recorder: Recorder::new(config.engine.histogram_max, retention(&config)),
         engine,
         journal,
+        dispatcher,
         server_address: host_of(&config.salesloft.base_url),
         probes: ProbeTasks::new(events_tx),
         credentials,
@@ -400,12 +406,39 @@ impl Daemon {
                 let _ = observer.send(DaemonEvent::Transition(transition.clone()));
             }
         }
-        let changes = self.engine.take_changes(Instant::now(), SystemTime::now());
-        for entry in self.journal.commit(changes, transitions) {
-            self.notifier.dispatch(&entry);
-        }
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let running = self.notifier.receiver_names();
+        let routed = self.dispatcher.plan(transitions, &running, now, wall);
+        let changes = self.engine.take_changes(now, wall);
+        let committed = self.journal.commit_routed(changes, routed);
+        self.dispatch(committed, &running, now, wall);
         if changed {
             self.lifecycle.status(&self.status_line());
+        }
+    }
+
+    /// Hands committed notifications to their groups, then sends the notifications whose
+    /// group is due and the repeats of firing alerts.
+    fn dispatch(
+        &mut self,
+        committed: Vec<RoutedEntry>,
+        running: &[&'static str],
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        self.dispatcher.enqueue(committed, now);
+        for (entry, receivers) in self.dispatcher.take_due(now) {
+            self.notifier.dispatch_to(&entry, &receivers);
+        }
+        for (transition, receivers) in self.dispatcher.take_repeats(running, now, wall) {
+            info!(
+                alert = %transition.rule,
+                probe = %transition.probe,
+                receivers = ?receivers,
+                "notifying firing alert again"
+            );
+            self.notifier.send_to(&transition, &receivers);
         }
     }
 
@@ -420,13 +453,14 @@ impl Daemon {
 }
 
 /// Opens the store (the configured path, else `$STATE_DIRECTORY/loftwatch.db`, else memory),
-/// restores the engine's alerts from it and queues the deliveries it still holds.
+/// restores the engine's alerts from it, queues the deliveries it still holds and loads the
+/// silences.
 fn open_store(
     config: &Config,
     env: &dyn Fn(&str) -> Option<String>,
     engine: &mut Engine,
     notifier: &Notifier,
-) -> Result<Journal, StartError> {
+) -> Result<(Journal, SilenceBook), StartError> {
     let path = config
         .store
         .path
@@ -452,7 +486,8 @@ fn open_store(
         resumed_deliveries = resumed,
         "state restored"
     );
-    Ok(Journal::new(store, notifier.receiver_names()))
+    let silences = SilenceBook::load(store.clone())?;
+    Ok((Journal::new(store, notifier.receiver_names()), silences))
 }
 
 fn log_transition(transition: &Transition) {

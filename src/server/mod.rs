@@ -5,7 +5,9 @@
 //!   results (see [`health`] for what counts as connected and fresh);
 //! - `GET /metrics`: the Prometheus exposition of [`PrometheusMetrics`] in OpenMetrics text;
 //! - `POST /-/reload`: sends a configuration reload request to the daemon, when the daemon
-//!   passed a reload channel to [`ServerState::with_reload`].
+//!   passed a reload channel to [`ServerState::with_reload`];
+//! - `GET /api/v1/silences`, `POST /api/v1/silences`, `DELETE /api/v1/silences/{id}`: the
+//!   silences (see [`silences`]).
 //!
 //! The server binds `127.0.0.1:9898` unless `server.listen` says otherwise. Mutating endpoints
 //! need `Authorization: Bearer <server.token>` when a token is configured. Without a token they
@@ -13,15 +15,16 @@
 //! No endpoint shows a secret.
 
 pub mod health;
+pub mod silences;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -34,6 +37,7 @@ use crate::config::{ProbeSpec, ServerConfig};
 use crate::daemon::ReloadRequest;
 use crate::notify::Notifier;
 use crate::probe::ProbeResult;
+use crate::route::SilenceBook;
 use crate::telemetry::{OPENMETRICS_CONTENT_TYPE, PrometheusMetrics};
 pub use health::{HealthReport, HealthTracker, default_health_freshness, is_connected};
 
@@ -64,6 +68,8 @@ pub struct ServerState {
     prometheus: Arc<PrometheusMetrics>,
     health: Arc<HealthTracker>,
     reload: Option<mpsc::Sender<ReloadRequest>>,
+    /// The silences, set by the daemon once the store is open.
+    silences: Arc<OnceLock<SilenceBook>>,
 }
 
 impl ServerState {
@@ -73,6 +79,14 @@ impl ServerState {
             prometheus: Arc::new(PrometheusMetrics::new(location)),
             health: Arc::new(HealthTracker::new(health_freshness)),
             reload: None,
+            silences: Arc::default(),
+        }
+    }
+
+    /// Serves the silence endpoints from `book`. Only the first book set is used.
+    pub fn set_silences(&self, book: SilenceBook) {
+        if self.silences.set(book).is_err() {
+            warn!("the http server already has silences, keeping the first ones");
         }
     }
 
@@ -188,6 +202,11 @@ fn router(app: AppState) -> Router {
         .route("/health", get(health_handler))
         .route("/metrics", get(metrics_handler))
         .route("/-/reload", post(reload_handler))
+        .route(
+            "/api/v1/silences",
+            get(silences::list_handler).post(silences::create_handler),
+        )
+        .route("/api/v1/silences/{id}", delete(silences::expire_handler))
         .with_state(app)
 }
 
