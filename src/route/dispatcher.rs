@@ -222,6 +222,12 @@ impl Dispatcher {
                 group.last_flush = Some(now);
             }
         }
+        // repeat_interval counts from when the firing left, after its group_wait.
+        for (entry, _) in &due {
+            if let Some(alert) = self.firing.get_mut(&entry.transition.alert_id) {
+                alert.last_notified = now;
+            }
+        }
         self.groups
             .retain(|_, group| !group.pending.is_empty() || !group.firing.is_empty());
         due.sort_by_key(|(entry, _)| entry.id);
