@@ -200,9 +200,7 @@ async fn auth_down_inhibits_api_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silence_cli_mutes_and_survives_reload() {
-    let setup =
-        setup(|sim, smtp, port| config(sim, smtp, port, "[routing]\ngroup_interval = \"200ms\"\n"))
-            .await;
+    let setup = setup(|sim, smtp, port| config(sim, smtp, port, "")).await;
     let server = setup.server.clone();
 
     // Without the token the API rejects the silence.

@@ -237,6 +237,16 @@ mod tests {
     }
 
     #[test]
+    fn shipped_inhibit_rule_is_default() {
+        let config = crate::config::parse(crate::config::DEFAULT_CONFIG, "alerts.toml").unwrap();
+        assert_eq!(
+            config.routing.inhibit,
+            [crate::route::default_inhibit_rule()]
+        );
+        assert!(config.routing.routes.is_empty());
+    }
+
+    #[test]
     fn invalid_routing_keys_rejected() {
         let cases = [
             ("[[route]]\nreceivers = [\"pager\"]\n", "route[0].receivers"),

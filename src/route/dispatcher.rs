@@ -4,8 +4,12 @@
 //!
 //! Grouping batches the committed notifications of one group (one route and one value of its
 //! `group_by` labels) and releases them together, but each transition still becomes its own
-//! notification: an email per alert, never a digest. The outbox rows are written before a
-//! group waits, so a notification held when loftwatch stops is sent at the next start.
+//! notification: an email per alert, never a digest. A new group waits `group_wait`, and
+//! firing notifications that join a group which already notified wait until `group_interval`
+//! has passed since its last release. Unlike Alertmanager, resolved notifications of such a
+//! group are not held for `group_interval`: with no digest to re-send, holding them would only
+//! delay the all-clear. The outbox rows are written before a group waits, so a notification
+//! held when loftwatch stops is sent at the next start.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -217,9 +221,20 @@ impl Dispatcher {
     pub fn take_due(&mut self, now: Instant) -> Vec<RoutedEntry> {
         let mut due = Vec::new();
         for group in self.groups.values_mut() {
-            if !group.pending.is_empty() && group.due_at() <= now {
+            if group.pending.is_empty() {
+                continue;
+            }
+            if group.due_at() <= now {
                 due.append(&mut group.pending);
                 group.last_flush = Some(now);
+            } else if group.last_flush.is_some() {
+                // Resolves of a group that already notified are not held for group_interval.
+                let (resolved, firing): (Vec<_>, Vec<_>) = group
+                    .pending
+                    .drain(..)
+                    .partition(|(entry, _)| entry.transition.kind == TransitionKind::Resolved);
+                group.pending = firing;
+                due.extend(resolved);
             }
         }
         // repeat_interval counts from when the firing left, after its group_wait.

@@ -122,15 +122,37 @@ async fn group_batches_then_waits_interval() {
     let first = harness.due();
     assert_eq!(first.len(), 2, "both alerts of the group leave together");
 
-    // A change after the flush waits for group_interval since the flush.
+    // A new alert that joins after the flush waits for group_interval since the flush, but a
+    // resolve leaves at once.
+    harness.submit(vec![firing("API errors", Severity::P1)]);
+    tokio::time::advance(Duration::from_secs(1)).await;
     harness.submit(vec![resolved("High latency", Severity::P3)]);
-    tokio::time::advance(Duration::from_secs(9)).await;
+    let resolve = harness.due();
+    assert_eq!(resolve.len(), 1);
+    assert_eq!(resolve[0].0.transition.kind, TransitionKind::Resolved);
+    tokio::time::advance(Duration::from_secs(8)).await;
     assert!(harness.due().is_empty());
     tokio::time::advance(Duration::from_secs(1)).await;
-    let second = harness.due();
-    assert_eq!(second.len(), 1);
-    assert_eq!(second[0].0.transition.kind, TransitionKind::Resolved);
+    let joined = harness.due();
+    assert_eq!(joined.len(), 1);
+    assert_eq!(&*joined[0].0.transition.rule, "API errors");
     assert!(harness.due().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn resolve_waits_with_unsent_firing() {
+    let mut harness = Harness::new(RoutingConfig::default(), None);
+    harness.submit(vec![firing("High latency", Severity::P3)]);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    harness.submit(vec![resolved("High latency", Severity::P3)]);
+    assert!(
+        harness.due().is_empty(),
+        "the resolve does not overtake its firing"
+    );
+    tokio::time::advance(Duration::from_secs(4)).await;
+    let due = harness.due();
+    let kinds: Vec<_> = due.iter().map(|(entry, _)| entry.transition.kind).collect();
+    assert_eq!(kinds, [TransitionKind::Firing, TransitionKind::Resolved]);
 }
 
 #[tokio::test(start_paused = true)]

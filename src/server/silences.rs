@@ -55,11 +55,13 @@ fn bad_request(message: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
 }
 
-fn book(app: &AppState) -> Result<&SilenceBook, Response> {
-    app.state.silences.get().ok_or_else(|| {
-        let message = "silences are not available in this process\n";
-        (StatusCode::NOT_FOUND, message).into_response()
-    })
+fn book(app: &AppState) -> Option<&SilenceBook> {
+    app.state.silences.get()
+}
+
+fn no_silences() -> Response {
+    let message = "silences are not available in this process\n";
+    (StatusCode::NOT_FOUND, message).into_response()
 }
 
 fn store_failure(error: crate::store::StoreError) -> Response {
@@ -69,9 +71,8 @@ fn store_failure(error: crate::store::StoreError) -> Response {
 }
 
 pub(super) async fn list_handler(State(app): State<AppState>) -> Response {
-    let book = match book(&app) {
-        Ok(book) => book,
-        Err(response) => return response,
+    let Some(book) = book(&app) else {
+        return no_silences();
     };
     let now = SystemTime::now();
     let silences: Vec<_> = book
@@ -90,9 +91,8 @@ pub(super) async fn create_handler(
     if let Err(rejection) = authorize(&app.access, &headers) {
         return rejection.into_response();
     }
-    let book = match book(&app) {
-        Ok(book) => book,
-        Err(response) => return response,
+    let Some(book) = book(&app) else {
+        return no_silences();
     };
     let request: NewSilence = match serde_json::from_slice(&body) {
         Ok(request) => request,
@@ -121,9 +121,8 @@ pub(super) async fn expire_handler(
     if let Err(rejection) = authorize(&app.access, &headers) {
         return rejection.into_response();
     }
-    let book = match book(&app) {
-        Ok(book) => book,
-        Err(response) => return response,
+    let Some(book) = book(&app) else {
+        return no_silences();
     };
     match book.expire(&id, SystemTime::now()) {
         Ok(true) => {
