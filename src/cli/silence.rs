@@ -9,7 +9,7 @@ use clap::Subcommand;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// What `loftwatch silence` does.
+/// Action of `loftwatch silence`.
 #[derive(Debug, Subcommand)]
 pub enum SilenceAction {
     /// Create a silence and print its id.
@@ -24,10 +24,10 @@ pub enum SilenceAction {
         /// Start time in RFC 3339, such as 2026-12-04T18:00:00Z; now by default.
         #[arg(long)]
         starts: Option<String>,
-        /// Who creates the silence.
+        /// Author of the silence.
         #[arg(long, env = "USER")]
         author: String,
-        /// Why the alerts are silenced.
+        /// Reason the alerts are silenced.
         #[arg(long)]
         comment: String,
     },
@@ -95,7 +95,7 @@ pub async fn run(server: &str, token: Option<&str>, action: SilenceAction) -> Ex
             .get("error")
             .and_then(Value::as_str)
             .map_or_else(|| value.to_string(), str::to_owned);
-        eprintln!("the daemon answered {status}: {detail}");
+        eprintln!("the daemon rejected the request with {status}: {detail}");
         return if status.is_client_error() {
             ExitCode::from(2)
         } else {
@@ -112,7 +112,7 @@ pub async fn run(server: &str, token: Option<&str>, action: SilenceAction) -> Ex
     ExitCode::SUCCESS
 }
 
-/// Sends one request and returns the status with the JSON body, or a message naming what failed.
+/// Sends one request and returns the status with the JSON body, or a message naming the failure.
 async fn send(
     method: Method,
     url: &str,

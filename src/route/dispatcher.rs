@@ -1,5 +1,5 @@
 //! The dispatcher: decides which receivers get each transition, mutes silenced, inhibited and
-//! maintained alerts, holds notifications for `group_wait` and `group_interval`, and repeats
+//! maintained alerts, delays notifications for `group_wait` and `group_interval`, and repeats
 //! firing alerts after `repeat_interval`.
 //!
 //! Grouping batches the committed notifications of one group (one route and one value of its
@@ -26,7 +26,7 @@ use crate::store::OutboxEntry;
 /// A committed notification and the receivers it goes to.
 pub type RoutedEntry = (OutboxEntry, Vec<&'static str>);
 
-/// Why an alert's notifications are muted.
+/// Reason an alert's notifications are muted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MuteReason {
     Silenced,
@@ -135,8 +135,8 @@ impl Dispatcher {
 
     /// Returns the receivers of each transition, to commit with it. A muted alert gets none. A
     /// resolved alert goes to the receivers that got its firing, so the resolve of an alert
-    /// whose firing was muted is not sent either; one that loftwatch did not see fire since its
-    /// start follows the routes.
+    /// whose firing was muted is not sent either. The resolve of an alert that loftwatch did not
+    /// see fire since its start follows the routes.
     pub fn plan(
         &mut self,
         transitions: Vec<Transition>,
