@@ -249,6 +249,8 @@ impl Dispatcher {
         due
     }
 
+    // NOTE: only alerts that fired since this daemon started are tracked, so an alert restored
+    // as firing from the store is not repeated, and an end of its mute does not send it.
     /// Returns the firing notifications to send again at `now`, each with its receivers: those
     /// of alerts notified `repeat_interval` ago or longer, and those of alerts whose firing was
     /// muted and that are no longer muted. Both are sent without an outbox row.

@@ -189,3 +189,82 @@ fn parse_time(key: &str, text: &str) -> Result<SystemTime, String> {
             format!("invalid {key} {text:?}: {error}; write RFC 3339, such as 2026-12-04T18:00:00Z")
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn request(matchers: &[&str], starts_at: Option<&str>, ends_at: &str) -> NewSilence {
+        NewSilence {
+            matchers: matchers.iter().map(|text| text.to_string()).collect(),
+            starts_at: starts_at.map(str::to_owned),
+            ends_at: ends_at.to_owned(),
+            created_by: "ana".to_owned(),
+            comment: "SalesLoft maintenance".to_owned(),
+        }
+    }
+
+    fn now() -> SystemTime {
+        DateTime::parse_from_rfc3339("2026-12-04T18:00:00Z")
+            .unwrap()
+            .to_utc()
+            .into()
+    }
+
+    #[test]
+    fn valid_silence_starts_now() {
+        let silence = validate(
+            request(&["probe = \"me\""], None, "2026-12-04T19:00:00Z"),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(silence.starts_at, now());
+        assert_eq!(silence.ends_at, now() + Duration::from_secs(3600));
+        assert_eq!(silence.matchers.len(), 1);
+    }
+
+    #[test]
+    fn invalid_silences_rejected() {
+        let cases = [
+            (
+                request(&[], None, "2026-12-04T19:00:00Z"),
+                "matchers is empty",
+            ),
+            (
+                request(&["probe"], None, "2026-12-04T19:00:00Z"),
+                "invalid matcher",
+            ),
+            (request(&["probe = me"], None, "tomorrow"), "invalid endsAt"),
+            (
+                request(
+                    &["probe = me"],
+                    Some("2026-12-04T20:00:00Z"),
+                    "2026-12-04T19:00:00Z",
+                ),
+                "is not after startsAt",
+            ),
+            (
+                request(
+                    &["probe = me"],
+                    Some("2026-12-04T16:00:00Z"),
+                    "2026-12-04T17:00:00Z",
+                ),
+                "is in the past",
+            ),
+        ];
+        for (request, expected) in cases {
+            let message = validate(request, now()).unwrap_err();
+            assert!(message.contains(expected), "{message}");
+        }
+    }
+
+    #[test]
+    fn empty_author_rejected() {
+        let mut request = request(&["probe = me"], None, "2026-12-04T19:00:00Z");
+        request.created_by = " ".to_owned();
+        let message = validate(request, now()).unwrap_err();
+        assert!(message.contains("createdBy"), "{message}");
+    }
+}
