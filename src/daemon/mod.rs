@@ -145,7 +145,13 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     let mut engine = Engine::new(&config.rules, &config.probes, location);
     let (journal, silences) = open_store(&config, &*options.env, &mut engine, &notifier)?;
     server_state.set_silences(silences.clone());
-    let dispatcher = Dispatcher::new(config.routing.clone(), Some(silences));
+    let mut dispatcher = Dispatcher::new(config.routing.clone(), Some(silences));
+    let firing = journal.store().firing_notifications()?;
+    let firing = firing
+        .into_iter()
+        .map(|(entry, receivers)| (entry.transition, receivers))
+        .collect();
+    dispatcher.restore_firing(firing, &notifier.receiver_names(), Instant::now());
     let mut daemon = Daemon {
         recorder: Recorder::new(config.engine.histogram_max, retention(&config)),
         engine,

@@ -93,6 +93,33 @@ impl Dispatcher {
         }
     }
 
+    /// Tracks alerts that were firing when loftwatch stopped, each with the receivers its
+    /// firing was queued for, so that they repeat and their resolves reach those receivers.
+    /// Their repeat_interval counts from `now`.
+    pub fn restore_firing(
+        &mut self,
+        firing: Vec<(Transition, Vec<String>)>,
+        running: &[&'static str],
+        now: Instant,
+    ) {
+        for (transition, receivers) in firing {
+            let notified = running
+                .iter()
+                .copied()
+                .filter(|name| receivers.iter().any(|receiver| receiver == name))
+                .collect();
+            self.firing.insert(
+                transition.alert_id.clone(),
+                FiringAlert {
+                    labels: labels_of(&transition),
+                    transition,
+                    notified,
+                    last_notified: now,
+                },
+            );
+        }
+    }
+
     /// Replaces the routing configuration after a reload. Groups already waiting keep their
     /// times, and silences are untouched.
     pub fn set_config(&mut self, config: RoutingConfig) {
@@ -249,8 +276,6 @@ impl Dispatcher {
         due
     }
 
-    // NOTE: only alerts that fired since this daemon started are tracked, so an alert restored
-    // as firing from the store is not repeated, and an end of its mute does not send it.
     /// Returns the firing notifications to send again at `now`, each with its receivers: those
     /// of alerts notified `repeat_interval` ago or longer, and those of alerts whose firing was
     /// muted and that are no longer muted. Both are sent without an outbox row.

@@ -275,3 +275,26 @@ async fn route_receivers_split_by_severity() {
     assert_eq!(planned[0], ["email"]);
     assert_eq!(planned[1], RUNNING);
 }
+
+#[tokio::test(start_paused = true)]
+async fn restored_alert_repeats_and_resolves() {
+    let mut config = RoutingConfig::default();
+    config.defaults.repeat_interval = Duration::from_secs(60);
+    let mut harness = Harness::new(config, None);
+    let restored = vec![(firing("Auth down", Severity::P1), vec!["otlp".to_owned()])];
+    harness
+        .dispatcher
+        .restore_firing(restored, &RUNNING, Instant::now());
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let repeats = harness
+        .dispatcher
+        .take_repeats(&RUNNING, Instant::now(), SystemTime::now());
+    assert_eq!(repeats.len(), 1);
+    assert_eq!(repeats[0].1, ["otlp"]);
+    let planned = harness.submit(vec![resolved("Auth down", Severity::P1)]);
+    assert_eq!(
+        planned[0],
+        ["otlp"],
+        "the resolve goes where the firing went"
+    );
+}

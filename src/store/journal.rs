@@ -223,6 +223,29 @@ mod tests {
     }
 
     #[test]
+    fn firing_notifications_latest_firing_only() {
+        let store = Store::open_in_memory().unwrap();
+        let changes = AlertChanges::default();
+        let mut resolved = transition(2);
+        resolved.kind = crate::alert::TransitionKind::Resolved;
+        let mut other = transition(1);
+        other.alert_id = "1e5a86861e7b8142".to_owned();
+        let routed = [
+            (transition(1), vec!["email", "otlp"]),
+            (resolved, vec!["email"]),
+            (transition(3), vec!["otlp"]),
+            (other, Vec::new()),
+        ];
+        store.commit_routed(&changes, &routed).unwrap();
+        let firing = store.firing_notifications().unwrap();
+        assert_eq!(firing.len(), 2);
+        assert_eq!(firing[0].0.transition.sequence, 3);
+        assert_eq!(firing[0].1, ["otlp"]);
+        assert_eq!(firing[1].0.transition.alert_id, "1e5a86861e7b8142");
+        assert!(firing[1].1.is_empty());
+    }
+
+    #[test]
     fn failed_commit_kept_and_retried() {
         let store = Store::open_in_memory().unwrap();
         let mut journal = Journal::new(store.clone(), vec!["email"]);
