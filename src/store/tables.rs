@@ -104,7 +104,8 @@ impl Store {
     }
 
     /// Commits like [`Store::commit`], with one pending outbox row for each receiver listed
-    /// next to each transition. A transition with no receivers is logged and sent nowhere.
+    /// next to each transition. A transition with no receivers is only written to the
+    /// transition log.
     pub fn commit_routed(
         &self,
         changes: &AlertChanges,
