@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod notify;
 pub mod probe;
+pub mod route;
 pub mod salesloft;
 pub mod server;
 pub mod simulator;

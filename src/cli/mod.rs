@@ -4,6 +4,7 @@
 mod check;
 mod demo;
 mod logging;
+mod silence;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,6 +74,21 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Add, list or expire silences of a running daemon through its HTTP API.
+    Silence {
+        /// Base URL of the daemon's HTTP API.
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:9898",
+            env = "LOFTWATCH_SERVER"
+        )]
+        server: String,
+        /// Bearer token of the daemon (its server.token), needed by add and expire when set.
+        #[arg(long, env = "LOFTWATCH_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[command(subcommand)]
+        action: silence::SilenceAction,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -100,6 +116,11 @@ pub fn main() -> ExitCode {
         },
         Command::Simulate { listen, scenario } => runtime().block_on(simulate(listen, scenario)),
         Command::Demo { out } => runtime().block_on(demo::run(out)),
+        Command::Silence {
+            server,
+            token,
+            action,
+        } => runtime().block_on(silence::run(&server, token.as_deref(), action)),
     }
 }
 

@@ -13,6 +13,7 @@ mod history;
 mod items;
 mod raw;
 mod receivers;
+mod routing;
 mod rules;
 mod server;
 mod syntax;

@@ -23,6 +23,59 @@ pub(crate) struct RawConfig {
     pub server: Option<RawServer>,
     pub store: Option<RawStore>,
     pub history: Option<RawHistory>,
+    pub routing: Option<RawGroupSettings>,
+    #[serde(default)]
+    pub route: Vec<RawRoute>,
+    #[serde(default)]
+    pub inhibit: Vec<RawInhibit>,
+    #[serde(default)]
+    pub maintenance: Vec<RawMaintenance>,
+}
+
+/// `[routing]`: grouping defaults of every route.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGroupSettings {
+    pub group_by: Option<Vec<Text>>,
+    pub group_wait: Option<Text>,
+    pub group_interval: Option<Text>,
+    pub repeat_interval: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    #[serde(default)]
+    pub matchers: Vec<Text>,
+    pub receivers: Option<Vec<Text>>,
+    #[serde(rename = "continue", default)]
+    pub continue_matching: bool,
+    pub group_by: Option<Vec<Text>>,
+    pub group_wait: Option<Text>,
+    pub group_interval: Option<Text>,
+    pub repeat_interval: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInhibit {
+    #[serde(default)]
+    pub source_matchers: Vec<Text>,
+    #[serde(default)]
+    pub target_matchers: Vec<Text>,
+    #[serde(default)]
+    pub equal: Vec<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMaintenance {
+    pub name: Text,
+    pub cron: Text,
+    pub duration: Text,
+    pub timezone: Option<Text>,
+    #[serde(default)]
+    pub matchers: Vec<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -17,6 +17,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub history: HistoryConfig,
+    /// `[routing]`, `[[route]]`, `[[inhibit]]` and `[[maintenance]]`.
+    pub routing: crate::route::RoutingConfig,
 }
 
 /// Location of the database of alert state and the outbox.

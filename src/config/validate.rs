@@ -160,6 +160,7 @@ impl<'a> Validator<'a> {
         let server = self.server(raw.server);
         let store = self.store(raw.store);
         let history = self.history(raw.history);
+        let routing = self.routing(raw.routing, raw.route, raw.inhibit, raw.maintenance);
         if !self.issues.is_empty() {
             return None;
         }
@@ -172,6 +173,7 @@ impl<'a> Validator<'a> {
             server,
             store,
             history,
+            routing,
         })
     }
 

@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::config::{AuthConfig, SalesloftConfig};
 use crate::notify::Notifier;
 use crate::probe::{ProbeEvent, ProbeResult};
+use crate::route::{Dispatcher, RoutedEntry, SilenceBook};
 use crate::salesloft::{BreakerState, Client, OAuthSession, RateLimitPauses, Secret};
 use crate::server::{Server, ServerState, default_health_freshness};
 use crate::stats::Recorder;
@@ -114,6 +115,8 @@ struct Daemon {
     notifier: Notifier,
     /// Alert state and the outbox; every transition is committed here before it is sent.
     journal: Journal,
+    /// Routes, groups, repeats and mutes notifications.
+    dispatcher: Dispatcher,
     metrics: Metrics,
     server_address: String,
     observer: Option<mpsc::UnboundedSender<DaemonEvent>>,
@@ -147,13 +150,22 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     let metrics = start_metrics(&config)?;
     let notifier = start_notifier(&config, &options.env, options.file_sink.clone())?;
     let mut engine = Engine::new(&config.rules, &config.probes, location);
-    let journal = restore(store, &mut engine, &notifier)?;
+    let (journal, silences) = restore(store, &mut engine, &notifier)?;
     server_state.attach_store(journal.store().clone());
     server_state.set_rules(&config.rules);
+    server_state.set_silences(silences.clone());
+    let mut dispatcher = Dispatcher::new(config.routing.clone(), Some(silences));
+    let firing = journal.store().firing_notifications()?;
+    let firing = firing
+        .into_iter()
+        .map(|(entry, receivers)| (entry.transition, receivers))
+        .collect();
+    dispatcher.restore_firing(firing, &notifier.receiver_names(), Instant::now());
     let mut daemon = Daemon {
         recorder: Recorder::new(config.engine.histogram_max, retention(&config)),
         engine,
         journal,
+        dispatcher,
         server_address: host_of(&config.salesloft.base_url),
         probes: ProbeTasks::new(events_tx),
         credentials,
@@ -453,10 +465,13 @@ impl Daemon {
                 let _ = observer.send(DaemonEvent::Transition(transition.clone()));
             }
         }
-        let changes = self.engine.take_changes(Instant::now(), SystemTime::now());
-        for entry in self.journal.commit(changes, transitions) {
-            self.notifier.dispatch(&entry);
-        }
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let running = self.notifier.receiver_names();
+        let routed = self.dispatcher.plan(transitions, &running, now, wall);
+        let changes = self.engine.take_changes(now, wall);
+        let committed = self.journal.commit_routed(changes, routed);
+        self.dispatch(committed, &running, now, wall);
         if changed {
             self.lifecycle.status(&self.status_line());
         }
@@ -484,6 +499,30 @@ impl Daemon {
             Ok(0) => {}
             Ok(pruned) => debug!(pruned, "old probe history pruned"),
             Err(error) => warn!(%error, "cannot prune probe history"),
+        }
+    }
+
+    /// Hands committed notifications to their groups, then sends the notifications whose
+    /// group is due and the repeats of firing alerts.
+    fn dispatch(
+        &mut self,
+        committed: Vec<RoutedEntry>,
+        running: &[&'static str],
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        self.dispatcher.enqueue(committed, now);
+        for (entry, receivers) in self.dispatcher.take_due(now) {
+            self.notifier.dispatch_to(&entry, &receivers);
+        }
+        for (transition, receivers) in self.dispatcher.take_repeats(running, now, wall) {
+            info!(
+                alert = %transition.rule,
+                probe = %transition.probe,
+                receivers = ?receivers,
+                "notifying firing alert again"
+            );
+            self.notifier.send_to(&transition, &receivers);
         }
     }
 
@@ -520,8 +559,13 @@ fn open_database(
     Ok(store)
 }
 
-/// Restores the engine's alerts from the store and queues the deliveries it still holds.
-fn restore(store: Store, engine: &mut Engine, notifier: &Notifier) -> Result<Journal, StartError> {
+/// Restores the engine's alerts from the store, queues the deliveries it still holds and loads
+/// the silences.
+fn restore(
+    store: Store,
+    engine: &mut Engine,
+    notifier: &Notifier,
+) -> Result<(Journal, SilenceBook), StartError> {
     let saved = store.load_alerts()?;
     let restored = engine.restore(&saved, Instant::now(), SystemTime::now());
     notifier.attach_store(store.clone());
@@ -532,7 +576,8 @@ fn restore(store: Store, engine: &mut Engine, notifier: &Notifier) -> Result<Jou
         resumed_deliveries = resumed,
         "state restored"
     );
-    Ok(Journal::new(store, notifier.receiver_names()))
+    let silences = SilenceBook::load(store.clone())?;
+    Ok((Journal::new(store, notifier.receiver_names()), silences))
 }
 
 fn log_transition(transition: &Transition) {

@@ -96,6 +96,7 @@ impl Daemon {
             self.client = client;
             self.credentials = credentials;
         }
+        self.dispatcher.set_config(config.routing.clone());
         let location = config.salesloft.location.clone();
         let transitions =
             self.engine

@@ -319,6 +319,25 @@ impl Notifier {
         }
     }
 
+    /// Queues a committed transition for the running receivers named in `receivers` only.
+    pub fn dispatch_to(&self, entry: &OutboxEntry, receivers: &[&str]) {
+        for receiver in &self.receivers {
+            if receivers.contains(&receiver.kind.as_str()) {
+                enqueue(receiver, Some(entry.id), entry.transition.clone());
+            }
+        }
+    }
+
+    /// Queues a transition that is not committed, such as a repeat of a firing alert, for the
+    /// running receivers named in `receivers` only.
+    pub fn send_to(&self, transition: &Transition, receivers: &[&str]) {
+        for receiver in &self.receivers {
+            if receivers.contains(&receiver.kind.as_str()) {
+                enqueue(receiver, None, transition.clone());
+            }
+        }
+    }
+
     /// Queues every transition that `store` has as pending for a running receiver, oldest
     /// first, and returns how many deliveries were queued.
     pub fn resume(&self, store: &Store) -> Result<usize, StoreError> {

@@ -10,6 +10,8 @@
 //!   (see [`dashboard`]);
 //! - `GET /api/v1/status`, `history`, `alerts`, `notifications`: the JSON the dashboard reads
 //!   (see [`api`]).
+//! - `GET /api/v1/silences`, `POST /api/v1/silences`, `DELETE /api/v1/silences/{id}`: the
+//!   silences (see [`silences`]).
 //!
 //! The server binds `127.0.0.1:9898` unless `server.listen` says otherwise. Mutating endpoints
 //! need `Authorization: Bearer <server.token>` when a token is configured. Without a token they
@@ -20,6 +22,7 @@ pub mod api;
 pub mod dashboard;
 pub mod health;
 pub mod history;
+pub mod silences;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,7 +32,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -42,6 +45,7 @@ use crate::config::{ProbeSpec, RuleSpec, ServerConfig};
 use crate::daemon::ReloadRequest;
 use crate::notify::Notifier;
 use crate::probe::ProbeResult;
+use crate::route::SilenceBook;
 use crate::store::Store;
 use crate::telemetry::{OPENMETRICS_CONTENT_TYPE, PrometheusMetrics};
 pub use health::{HealthReport, HealthTracker, default_health_freshness, is_connected};
@@ -81,6 +85,8 @@ pub struct ServerState {
     alerts: Arc<Mutex<Vec<AlertStatus>>>,
     /// Runbook of each rule, by rule name.
     runbooks: Arc<Mutex<HashMap<String, String>>>,
+    /// The silences, set by the daemon once the store is open.
+    silences: Arc<OnceLock<SilenceBook>>,
 }
 
 impl ServerState {
@@ -94,6 +100,14 @@ impl ServerState {
             store: Arc::new(OnceLock::new()),
             alerts: Arc::new(Mutex::new(Vec::new())),
             runbooks: Arc::new(Mutex::new(HashMap::new())),
+            silences: Arc::default(),
+        }
+    }
+
+    /// Serves the silence endpoints from `book`. Only the first book set is used.
+    pub fn set_silences(&self, book: SilenceBook) {
+        if self.silences.set(book).is_err() {
+            warn!("the http server already has silences, keeping the first ones");
         }
     }
 
@@ -254,6 +268,11 @@ fn router(app: AppState) -> Router {
         .route("/api/v1/history", get(api::history))
         .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/notifications", get(api::notifications))
+        .route(
+            "/api/v1/silences",
+            get(silences::list_handler).post(silences::create_handler),
+        )
+        .route("/api/v1/silences/{id}", delete(silences::expire_handler))
         .with_state(app)
 }
 

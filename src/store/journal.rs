@@ -12,7 +12,8 @@ pub struct Journal {
     store: Store,
     receivers: Vec<&'static str>,
     changes: AlertChanges,
-    transitions: Vec<Transition>,
+    /// Transitions not committed yet, each with the receivers that get an outbox row.
+    transitions: Vec<(Transition, Vec<&'static str>)>,
     failures: u64,
 }
 
@@ -45,22 +46,42 @@ impl Journal {
     }
 
     /// Adds `changes` and `transitions` to what is not committed yet and tries to commit it
-    /// all. Returns the committed transitions, ready to deliver, or nothing when the commit
-    /// failed: the failure is logged and the next call tries again with everything kept.
+    /// all, queueing each transition for every receiver of the journal. Returns the committed
+    /// transitions, ready to deliver, or nothing when the commit failed: the failure is logged
+    /// and the next call tries again with everything kept.
     pub fn commit(
         &mut self,
         changes: AlertChanges,
         transitions: Vec<Transition>,
     ) -> Vec<OutboxEntry> {
+        let routed = transitions
+            .into_iter()
+            .map(|transition| (transition, self.receivers.clone()))
+            .collect();
+        self.commit_routed(changes, routed)
+            .into_iter()
+            .map(|(entry, _receivers)| entry)
+            .collect()
+    }
+
+    /// Commits like [`Journal::commit`], queueing each transition only for the receivers
+    /// listed next to it. Returns each committed transition with its receivers.
+    pub fn commit_routed(
+        &mut self,
+        changes: AlertChanges,
+        transitions: Vec<(Transition, Vec<&'static str>)>,
+    ) -> Vec<(OutboxEntry, Vec<&'static str>)> {
         self.changes.extend(changes);
         self.transitions.extend(transitions);
         if self.changes.is_empty() && self.transitions.is_empty() {
             return Vec::new();
         }
-        match self
-            .store
-            .commit(&self.changes, &self.transitions, &self.receivers)
-        {
+        let routed: Vec<(Transition, Vec<&str>)> = self
+            .transitions
+            .iter()
+            .map(|(transition, receivers)| (transition.clone(), receivers.clone()))
+            .collect();
+        match self.store.commit_routed(&self.changes, &routed) {
             Ok(entries) => {
                 if self.failures > 0 {
                     info!(
@@ -72,8 +93,8 @@ impl Journal {
                 }
                 self.failures = 0;
                 self.changes = AlertChanges::default();
-                self.transitions.clear();
-                entries
+                let receivers = self.transitions.drain(..).map(|(_, receivers)| receivers);
+                entries.into_iter().zip(receivers).collect()
             }
             Err(store_error) => {
                 self.failures += 1;
@@ -83,7 +104,7 @@ impl Journal {
                     let alert_ids: Vec<&str> = self
                         .transitions
                         .iter()
-                        .map(|transition| transition.alert_id.as_str())
+                        .map(|(transition, _)| transition.alert_id.as_str())
                         .collect();
                     error!(
                         error = %store_error,
@@ -199,6 +220,29 @@ mod tests {
             .unwrap();
         assert!(store.pending("email").unwrap().is_empty());
         assert_eq!(store.pending("otlp").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn firing_notifications_latest_firing_only() {
+        let store = Store::open_in_memory().unwrap();
+        let changes = AlertChanges::default();
+        let mut resolved = transition(2);
+        resolved.kind = crate::alert::TransitionKind::Resolved;
+        let mut other = transition(1);
+        other.alert_id = "1e5a86861e7b8142".to_owned();
+        let routed = [
+            (transition(1), vec!["email", "otlp"]),
+            (resolved, vec!["email"]),
+            (transition(3), vec!["otlp"]),
+            (other, Vec::new()),
+        ];
+        store.commit_routed(&changes, &routed).unwrap();
+        let firing = store.firing_notifications().unwrap();
+        assert_eq!(firing.len(), 2);
+        assert_eq!(firing[0].0.transition.sequence, 3);
+        assert_eq!(firing[0].1, ["otlp"]);
+        assert_eq!(firing[1].0.transition.alert_id, "1e5a86861e7b8142");
+        assert!(firing[1].1.is_empty());
     }
 
     #[test]

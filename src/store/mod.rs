@@ -1,5 +1,5 @@
 //! SQLite persistence: alert state with its timers, the log of transitions, the outbox of
-//! notifications still to deliver and per-minute rollups of probe results.
+//! notifications still to deliver, per-minute rollups of probe results and the silences.
 //!
 //! A transition is committed, together with the alert states that produced it and one outbox
 //! row per receiver, before any receiver sees it. A receiver marks its row delivered after the
@@ -14,6 +14,7 @@ mod journal;
 mod open;
 mod recent;
 mod schema;
+mod silences;
 mod tables;
 
 use std::path::{Path, PathBuf};

@@ -43,6 +43,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_pending ON outbox (receiver, status, transition_id);",
     // Version 2: per-minute rollups of probe results for the dashboard.
     super::history::MIGRATION,
+    // Version 3: silences. `matchers` is a JSON array of matcher texts such as `probe = "me"`.
+    "CREATE TABLE silence (
+        id TEXT PRIMARY KEY,
+        matchers TEXT NOT NULL,
+        starts_ms INTEGER NOT NULL,
+        ends_ms INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        comment TEXT NOT NULL
+    );",
 ];
 
 /// Returns the schema version this build writes.

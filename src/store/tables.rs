@@ -96,6 +96,21 @@ impl Store {
         transitions: &[Transition],
         receivers: &[&str],
     ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let routed: Vec<(Transition, Vec<&str>)> = transitions
+            .iter()
+            .map(|transition| (transition.clone(), receivers.to_vec()))
+            .collect();
+        self.commit_routed(changes, &routed)
+    }
+
+    /// Commits like [`Store::commit`], with one pending outbox row for each receiver listed
+    /// next to each transition. A transition with no receivers is only written to the
+    /// transition log.
+    pub fn commit_routed(
+        &self,
+        changes: &AlertChanges,
+        transitions: &[(Transition, Vec<&str>)],
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
         let mut connection = self.lock();
         let sql_error = |error| self.sql_error(error);
         let transaction = connection.transaction().map_err(sql_error)?;
@@ -128,7 +143,7 @@ impl Store {
         }
         let now = to_millis(SystemTime::now());
         let mut entries = Vec::with_capacity(transitions.len());
-        for transition in transitions {
+        for (transition, receivers) in transitions {
             transaction
                 .execute(
                     "INSERT INTO transition_log (alert_id, sequence, kind, at_ms, record)
@@ -186,6 +201,51 @@ impl Store {
                     id,
                     detail,
                 }),
+            })
+            .collect()
+    }
+
+    /// Returns the latest transition of every alert whose latest transition is a firing, with
+    /// the receivers it was queued for, oldest first. These are the alerts still firing.
+    pub fn firing_notifications(&self) -> Result<Vec<(OutboxEntry, Vec<String>)>, StoreError> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare(
+                "SELECT latest.id, latest.record,
+                        (SELECT group_concat(receiver, ',') FROM outbox
+                         WHERE outbox.transition_id = latest.id)
+                 FROM transition_log AS latest
+                 WHERE latest.kind = 'firing'
+                   AND latest.id = (SELECT MAX(id) FROM transition_log
+                                    WHERE alert_id = latest.alert_id)
+                 ORDER BY latest.id",
+            )
+            .map_err(|error| self.sql_error(error))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                ))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|error| self.sql_error(error))?;
+        rows.into_iter()
+            .map(|(id, record, receivers)| {
+                let transition =
+                    decode_transition(&record).map_err(|detail| StoreError::InvalidRecord {
+                        path: self.path.clone(),
+                        id,
+                        detail,
+                    })?;
+                let receivers = receivers
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|name| !name.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                Ok((OutboxEntry { id, transition }, receivers))
             })
             .collect()
     }
