@@ -206,7 +206,8 @@ mod tests {
 
     use crate::alert::Severity;
 
-    const BASE: &str = "[salesloft]\ncredential = { env = \"T\" }\n";
+    const BASE: &str = "[salesloft]\ncredential = { env = \"T\" }\n\
+                        [[probe]]\nname = \"me\"\npath = \"/v2/me.json\"\n";
 
     #[test]
     fn routing_tables_parsed() {
