@@ -6,9 +6,11 @@
 //! to the notifier, whose receivers each deliver on their own tasks. A reload swaps the
 //! configuration in place and keeps the windows and the alert state.
 
+mod credentials;
 mod lifecycle;
 mod probes;
 mod reload;
+mod state;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,21 +22,22 @@ use tracing::{debug, info, warn};
 
 use crate::alert::{Engine, Transition, TransitionKind};
 use crate::config::Config;
-use crate::config::{AuthConfig, SalesloftConfig};
 use crate::notify::Notifier;
 use crate::probe::{ProbeEvent, ProbeResult};
-use crate::route::{Dispatcher, RoutedEntry, SilenceBook};
-use crate::salesloft::{BreakerState, Client, OAuthSession, RateLimitPauses, Secret};
+use crate::route::{Dispatcher, RoutedEntry};
+use crate::salesloft::{BreakerState, Client, RateLimitPauses};
 use crate::server::{Server, ServerState, default_health_freshness};
 use crate::stats::Recorder;
-use crate::store::{Journal, Store, StoreError};
+use crate::store::{Journal, StoreError};
 use crate::telemetry::CircuitState;
 use crate::telemetry::Metrics;
 use lifecycle::Lifecycle;
 use probes::ProbeTasks;
 
 pub use crate::config::state_directory;
+pub use credentials::{Credentials, build_client};
 pub use reload::ReloadSummary;
+use state::{open_database, restore};
 
 /// How long runs in flight get to finish at shutdown, and then again how long queued
 /// notifications get to leave. The final OTLP metrics export comes after both, bounded by the
@@ -279,64 +282,6 @@ pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> 
     Ok(())
 }
 
-/// The SalesLoft credentials in use: what a reload compares to decide whether the client changes.
-#[derive(Clone)]
-pub enum Credentials {
-    ApiKey(Secret),
-    OAuth(Arc<OAuthSession>),
-}
-
-impl Credentials {
-    /// Reads the API key, or opens the OAuth session. An OAuth session whose settings did not
-    /// change is reused, so two sessions never spend the same rotating refresh token.
-    pub fn load(
-        config: &SalesloftConfig,
-        env: &EnvLookup,
-        current: Option<(&SalesloftConfig, &Credentials)>,
-    ) -> Result<Credentials, StartError> {
-        match &config.auth {
-            AuthConfig::ApiKey => {
-                let token = config.credential.load("salesloft.credential", &**env)?;
-                Ok(Credentials::ApiKey(token.into()))
-            }
-            AuthConfig::OAuth(oauth) => {
-                if let Some((old, Credentials::OAuth(session))) = current
-                    && old.auth == config.auth
-                {
-                    return Ok(Credentials::OAuth(session.clone()));
-                }
-                let session = OAuthSession::from_config(oauth, &config.user_agent, &**env)
-                    .map_err(|error| StartError::Client(error.to_string()))?;
-                Ok(Credentials::OAuth(Arc::new(session)))
-            }
-        }
-    }
-
-    pub fn same(&self, other: &Credentials) -> bool {
-        match (self, other) {
-            (Credentials::ApiKey(a), Credentials::ApiKey(b)) => a == b,
-            (Credentials::OAuth(a), Credentials::OAuth(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
-    }
-}
-
-/// Builds the SalesLoft client; every client of one daemon shares `pauses`, so a
-/// `Retry-After` outlives a reload.
-pub fn build_client(
-    config: &SalesloftConfig,
-    credentials: &Credentials,
-    pauses: &Arc<RateLimitPauses>,
-) -> Result<Client, StartError> {
-    let client = match credentials {
-        Credentials::ApiKey(token) => Client::new(config, token.clone()),
-        Credentials::OAuth(session) => Client::with_oauth(config, session.clone()),
-    };
-    client
-        .map(|client| client.with_pauses(pauses.clone()))
-        .map_err(|error| StartError::Client(error.to_string()))
-}
-
 fn start_metrics(config: &Config) -> Result<Metrics, StartError> {
     Metrics::new(config.receivers.otlp.as_ref(), &config.salesloft.location)
         .map_err(|error| StartError::Telemetry(error.to_string()))
@@ -534,50 +479,6 @@ impl Daemon {
             self.firing
         )
     }
-}
-
-/// Opens the store: the configured path, else `$STATE_DIRECTORY/loftwatch.db`, else memory.
-fn open_database(
-    config: &Config,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Store, StartError> {
-    let path = config
-        .store
-        .path
-        .clone()
-        .or_else(|| crate::store::default_path(env));
-    let store = match path {
-        Some(path) => Store::open(&path)?,
-        None => {
-            warn!(
-                "store.path is not set and STATE_DIRECTORY is not either: alert state and \
-                 undelivered notifications are kept in memory and lost at exit"
-            );
-            Store::open_in_memory()?
-        }
-    };
-    Ok(store)
-}
-
-/// Restores the engine's alerts from the store, queues the deliveries it still holds and loads
-/// the silences.
-fn restore(
-    store: Store,
-    engine: &mut Engine,
-    notifier: &Notifier,
-) -> Result<(Journal, SilenceBook), StartError> {
-    let saved = store.load_alerts()?;
-    let restored = engine.restore(&saved, Instant::now(), SystemTime::now());
-    notifier.attach_store(store.clone());
-    let resumed = notifier.resume(&store)?;
-    info!(
-        path = %store.path().display(),
-        restored_alerts = restored,
-        resumed_deliveries = resumed,
-        "state restored"
-    );
-    let silences = SilenceBook::load(store.clone())?;
-    Ok((Journal::new(store, notifier.receiver_names()), silences))
 }
 
 fn log_transition(transition: &Transition) {
