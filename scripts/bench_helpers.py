@@ -9,6 +9,8 @@ import argparse
 import http.client
 import json
 import os
+import resource
+import subprocess
 import sys
 import time
 import urllib.request
@@ -48,6 +50,15 @@ def quantile(sorted_values, q):
 
 def cmd_cpu(args):
     print(f"{proc_cpu_seconds(args.pid):.3f}")
+
+
+def cmd_cpu_run(args):
+    """Runs a command and prints its user plus system CPU seconds, from the kernel's rusage."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(args.argv, check=True, stdout=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print(f"{used:.3f}")
 
 
 def cmd_mem(args):
@@ -174,6 +185,10 @@ def main():
     cpu = commands.add_parser("cpu", help="CPU seconds of a process")
     cpu.add_argument("pid", type=int)
     cpu.set_defaults(run=cmd_cpu)
+
+    cpu_run = commands.add_parser("cpu-run", help="CPU seconds of a command run to its end")
+    cpu_run.add_argument("argv", nargs=argparse.REMAINDER)
+    cpu_run.set_defaults(run=cmd_cpu_run)
 
     mem = commands.add_parser("mem", help="summed VmRSS and VmHWM (KiB) of processes")
     mem.add_argument("pids", type=int, nargs="+")
