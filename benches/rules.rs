@@ -28,18 +28,21 @@ name = "Auth down"
 severity = "P1"
 expr = "count(status == 401) > 0"
 window = "1m"
+runbook = "Bench rule."
 
 [[rule]]
 name = "Rate limited"
 severity = "P2"
 expr = "count(status == 429) > 10"
 window = "1m"
+runbook = "Bench rule."
 
 [[rule]]
 name = "API errors"
 severity = "P1"
 expr = "count(status >= 500) > 5"
 window = "1m"
+runbook = "Bench rule."
 
 [[rule]]
 name = "High latency"
@@ -47,6 +50,7 @@ severity = "P3"
 expr = "p99 > 2000ms"
 window = "5m"
 min_samples = 5
+runbook = "Bench rule."
 
 [[rule]]
 name = "Latency over baseline"
@@ -54,6 +58,7 @@ severity = "P3"
 expr = "p99 > baseline"
 window = "5m"
 min_samples = 5
+runbook = "Bench rule."
 "#;
 
 /// Builds a configuration of `PROBES` probes with the checklist rules.
