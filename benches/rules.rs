@@ -1,6 +1,6 @@
 //! Cost of one periodic rule-evaluation tick: 1000 probes, each evaluated against the five
-//! checklist rules of the default `alerts.toml`, over windows filled the way a 10 s probe
-//! interval fills them (30 results per probe in the 5 m latency windows).
+//! checklist rules of the default `alerts.toml`. The windows are filled as a 10 s probe
+//! interval fills them, with 30 results per probe in the 5 m latency windows.
 //!
 //! Run with `cargo bench --bench rules`.
 
@@ -18,7 +18,7 @@ use loftwatch::stats::Recorder;
 
 const PROBES: usize = 1000;
 const INTERVAL: Duration = Duration::from_secs(10);
-/// The longest rule window, which is also the recorder's retention.
+/// The maximum rule window, which is also the recorder's retention.
 const RETENTION: Duration = Duration::from_secs(300);
 
 /// The checklist rules, as in the default configuration.
