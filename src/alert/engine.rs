@@ -25,6 +25,9 @@ pub struct Engine {
     instances: BTreeMap<(Arc<str>, Arc<str>), Instance>,
     /// Instances dropped since the last [`Engine::take_changes`], as (rule name, probe name).
     removed: Vec<(Arc<str>, Arc<str>)>,
+    /// False when no instance changed since the last [`Engine::take_changes`], which then
+    /// skips scanning every instance.
+    unsaved: bool,
 }
 
 /// What changed in the engine since the last [`Engine::take_changes`], for the store.
@@ -62,6 +65,7 @@ impl Engine {
             location,
             instances: BTreeMap::new(),
             removed: Vec::new(),
+            unsaved: false,
         }
     }
 
@@ -70,6 +74,7 @@ impl Engine {
     /// instances of rules or probes no longer configured are skipped and reported as removed
     /// by the next [`Engine::take_changes`]. Returns the number of instances restored.
     pub fn restore(&mut self, saved: &[SavedAlert], now: Instant, wall: SystemTime) -> usize {
+        self.unsaved = true;
         let mut restored = 0;
         for alert in saved {
             let key = (Arc::clone(&alert.rule), Arc::clone(&alert.probe));
@@ -90,6 +95,12 @@ impl Engine {
     /// Returns the instances changed or removed since the last call, with timers converted to
     /// wall-clock times, and clears the record of changes.
     pub fn take_changes(&mut self, now: Instant, wall: SystemTime) -> AlertChanges {
+        if !std::mem::take(&mut self.unsaved) {
+            return AlertChanges {
+                saved: Vec::new(),
+                removed: std::mem::take(&mut self.removed),
+            };
+        }
         let saved = self
             .instances
             .iter_mut()
@@ -129,9 +140,19 @@ impl Engine {
         probe: Option<&str>,
     ) -> Vec<Transition> {
         let mut transitions = Vec::new();
+        // After one result only that probe's instances are evaluated, found once rather than
+        // compared per rule.
+        let probes: &[(Arc<str>, Duration)] = match probe {
+            Some(only) => match self.probes.iter().position(|(name, _)| &**name == only) {
+                Some(index) => std::slice::from_ref(&self.probes[index]),
+                None => &[],
+            },
+            None => &self.probes,
+        };
+        let mut unsaved = false;
         for rule in &self.rules {
-            for (name, baseline) in &self.probes {
-                if probe.is_some_and(|only| only != &**name) || !selects(rule, name) {
+            for (name, baseline) in probes {
+                if !selects(rule, name) {
                     continue;
                 }
                 let window = recorder.window(name, now, rule.window);
@@ -149,6 +170,7 @@ impl Engine {
                 }
                 let holds = evaluation.map(|evaluation| evaluation.holds);
                 let change = instance.step(holds, now, wall, rule.for_, rule.keep_firing_for);
+                unsaved |= instance.changed;
                 let kind = match change {
                     Change::None => continue,
                     Change::Fire => TransitionKind::Firing,
@@ -166,6 +188,7 @@ impl Engine {
                 }
             }
         }
+        self.unsaved |= unsaved;
         transitions
     }
 
@@ -197,6 +220,7 @@ impl Engine {
     /// alert of a removed probe resolves, so receivers do not show it firing forever; the
     /// returned transitions carry its last value.
     pub fn retain_probes(&mut self, names: &[&str], wall: SystemTime) -> Vec<Transition> {
+        self.unsaved = true;
         let baselines: HashMap<Arc<str>, Duration> = self.probes.iter().cloned().collect();
         self.probes.retain(|(name, _)| names.contains(&&**name));
         let mut transitions = Vec::new();
@@ -238,6 +262,7 @@ impl Engine {
         location: Arc<str>,
         wall: SystemTime,
     ) -> Vec<Transition> {
+        self.unsaved = true;
         let kept = |rule_name: &str, probe: &str| {
             rules
                 .iter()

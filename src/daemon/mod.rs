@@ -360,10 +360,16 @@ impl Daemon {
             SystemTime::now(),
             probe,
         );
+        let changed = !transitions.is_empty();
         self.deliver(transitions);
-        self.server_state
-            .set_engine_and_receivers(&self.engine, &self.notifier);
-        self.metrics.record_receivers(&self.notifier);
+        // Copying every alert state into /metrics costs O(rules x probes), too much to repeat
+        // after each result of a large configuration. The periodic tick copies them at least
+        // every eval_interval, and a result that fires or resolves an alert copies them at once.
+        if probe.is_none() || changed {
+            self.server_state
+                .set_engine_and_receivers(&self.engine, &self.notifier);
+            self.metrics.record_receivers(&self.notifier);
+        }
     }
 
     /// Exports what is not tied to one result: each host's circuit breaker and the OAuth

@@ -246,7 +246,8 @@ where
                 index += 1;
                 continue;
             }
-            if let Flow::Stop = self.run_once().await {
+            let lateness = Instant::now().saturating_duration_since(tick);
+            if let Flow::Stop = self.run_once(lateness).await {
                 return;
             }
             // The next tick is the first one at or after the end of the run. The ticks before it
@@ -280,7 +281,8 @@ where
                 continue;
             }
             let started = wall.now();
-            if let Flow::Stop = self.run_once().await {
+            let lateness = (started - next).to_std().unwrap_or_default();
+            if let Flow::Stop = self.run_once(lateness).await {
                 return;
             }
             let finished = wall.now();
@@ -323,8 +325,9 @@ where
     }
 
     /// Runs the probe once and sends its result. A stop request (`true`) lets the run finish,
-    /// so its result is still recorded; a dropped stop sender abandons the run.
-    async fn run_once(&mut self) -> Flow {
+    /// so its result is still recorded; a dropped stop sender abandons the run. `lateness` is
+    /// how long after its scheduled time the run started, logged for jitter measurements.
+    async fn run_once(&mut self, lateness: Duration) -> Flow {
         let run = (self.runner)(self.spec.clone());
         tokio::pin!(run);
         let result = loop {
@@ -341,6 +344,8 @@ where
             probe = %self.spec.name,
             outcome = %result.outcome,
             latency_ms = result.latency.as_millis(),
+            latency_us = result.latency.as_micros(),
+            lateness_us = lateness.as_micros(),
             "probe finished"
         );
         self.send(ProbeEvent::Result(result))
