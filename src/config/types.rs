@@ -38,12 +38,12 @@ pub struct HistoryConfig {
     pub retention: Duration,
 }
 
-/// Where and how to call SalesLoft.
+/// Settings of the calls to SalesLoft.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SalesloftConfig {
     /// Base URL with no trailing slash, such as `https://api.salesloft.com`.
     pub base_url: String,
-    /// Where the API key or access token is read from.
+    /// Source of the API key or access token.
     pub credential: SecretSource,
     /// Location label of this instance, attached to metrics and alerts.
     pub location: Arc<str>,
@@ -119,15 +119,15 @@ pub struct EngineConfig {
     pub histogram_max: Duration,
 }
 
-/// Where a secret is read from. The first source that is present wins, in the order
+/// Sources of a secret. The first source that is present wins, in the order
 /// systemd credential, file, environment variable.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SecretSource {
     /// Name of a systemd credential, read from `$CREDENTIALS_DIRECTORY/<name>`.
     pub credential: Option<String>,
-    /// Path of a file that holds the secret (surrounding whitespace is trimmed).
+    /// Path of a file that contains the secret (surrounding whitespace is trimmed).
     pub file: Option<PathBuf>,
-    /// Name of an environment variable that holds the secret.
+    /// Name of an environment variable that contains the secret.
     pub env: Option<String>,
 }
 
@@ -215,7 +215,7 @@ pub struct JsonAssertion {
     pub check: JsonCheck,
 }
 
-/// What a JSON assertion requires of the value at its path.
+/// Requirement of a JSON assertion on the value at its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JsonCheck {
     Present,
@@ -264,7 +264,7 @@ pub struct ServerConfig {
     pub token: Option<SecretSource>,
 }
 
-/// Where notifications go.
+/// Receivers of notifications.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Receivers {
     pub email: Option<EmailConfig>,
@@ -344,7 +344,7 @@ pub struct HeartbeatConfig {
     pub interval: Duration,
 }
 
-/// How email leaves: TLS mode of the SMTP connection.
+/// TLS mode of the SMTP connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmtpTls {
     /// Plain connection upgraded with STARTTLS before AUTH; the upgrade is required.
