@@ -5,10 +5,10 @@
 mod support;
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, Once};
-use std::time::{Duration, UNIX_EPOCH};
+use std::sync::{Mutex, Once};
+use std::time::Duration;
 
-use loftwatch::alert::{Severity, Transition, TransitionKind};
+use loftwatch::alert::{Transition, TransitionKind};
 use loftwatch::config::{EmailConfig, Receivers, SecretSource, SmtpTls};
 use loftwatch::notify::{
     Backoff, EmailReceiver, Notifier, NotifierOptions, NotifyError, ReceiverKind,
@@ -87,24 +87,9 @@ fn email_config(port: u16, tls: SmtpTls, server: &TlsSmtpServer) -> EmailConfig 
 }
 
 fn firing(alert_id: &str) -> Transition {
-    let at = UNIX_EPOCH + Duration::from_secs(1_780_000_000);
     Transition {
         alert_id: alert_id.to_owned(),
-        kind: TransitionKind::Firing,
-        rule: Arc::from("Auth down"),
-        probe: Arc::from("me"),
-        location: Arc::from("eu-west"),
-        severity: Severity::P1,
-        expr: Arc::from("count(status == 401) > 0"),
-        value: Some(3.0),
-        value_text: "3".to_owned(),
-        threshold_text: "> 0".to_owned(),
-        window_text: "1m".to_owned(),
-        runbook: Arc::from("rotate token, check the OAuth app"),
-        summary: "Auth down on me: 3 responses 401 in 1m".to_owned(),
-        at,
-        firing_since: at,
-        sequence: 1,
+        ..support::sample_transition(TransitionKind::Firing)
     }
 }
 

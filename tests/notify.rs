@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use loftwatch::alert::{Severity, Transition, TransitionKind};
 use loftwatch::config::{
@@ -26,29 +26,7 @@ fn no_env(_name: &str) -> Option<String> {
 }
 
 fn transition(kind: TransitionKind) -> Transition {
-    let at = UNIX_EPOCH + Duration::from_secs(1_780_000_000);
-    let firing_since = match kind {
-        TransitionKind::Firing => at,
-        TransitionKind::Resolved => at - Duration::from_secs(125),
-    };
-    Transition {
-        alert_id: "auth-down/me".to_owned(),
-        sequence: 1,
-        kind,
-        rule: Arc::from("Auth down"),
-        probe: Arc::from("me"),
-        location: Arc::from("eu-west"),
-        severity: Severity::P1,
-        expr: Arc::from("count(status == 401) > 0"),
-        value: Some(3.0),
-        value_text: "3".to_owned(),
-        threshold_text: "> 0".to_owned(),
-        window_text: "1m".to_owned(),
-        runbook: Arc::from("rotate token, check the OAuth app"),
-        summary: "Auth down on me: 3 responses 401 in 1m".to_owned(),
-        at,
-        firing_since,
-    }
+    support::sample_transition(kind)
 }
 
 fn non_ascii_transition() -> Transition {

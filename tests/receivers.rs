@@ -9,13 +9,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
-use loftwatch::alert::{Severity, Transition, TransitionKind};
+use loftwatch::alert::{Transition, TransitionKind};
 use loftwatch::config::{
     AlertmanagerConfig, FallbackConfig, HeartbeatConfig, ReceiverName, Receivers, SecretSource,
     WebhookConfig,
@@ -425,24 +425,11 @@ async fn webhook_signed_and_metrics_exposed() {
 }
 
 fn transition(kind: TransitionKind) -> Transition {
-    let at = UNIX_EPOCH + Duration::from_secs(1_780_000_000);
+    let sample = support::sample_transition(kind);
     Transition {
-        alert_id: "auth-down/me".to_owned(),
-        sequence: 1,
-        kind,
-        rule: Arc::from("Auth down"),
-        probe: Arc::from("me"),
-        location: Arc::from("eu-west"),
-        severity: Severity::P1,
-        expr: Arc::from("count(status == 401) > 0"),
-        value: Some(3.0),
-        value_text: "3".to_owned(),
-        threshold_text: "> 0".to_owned(),
-        window_text: "1m".to_owned(),
         runbook: Arc::from("https://runbooks.example.test/auth"),
-        summary: "Auth down on me: 3 responses 401 in 1m".to_owned(),
-        at,
-        firing_since: at,
+        firing_since: sample.at,
+        ..sample
     }
 }
 
