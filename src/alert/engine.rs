@@ -252,7 +252,7 @@ impl Engine {
     }
 
     /// Applies a reloaded configuration and keeps the state of every alert instance whose rule
-    /// and probe still exist, so a reload neither re-sends nor forgets an alert. Every firing
+    /// and probe still exist, so a reload neither re-sends nor drops an alert. Every firing
     /// alert whose rule or probe was removed, or whose rule no longer selects its probe,
     /// resolves; the returned transitions carry its last value.
     pub fn reconfigure(

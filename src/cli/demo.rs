@@ -22,7 +22,7 @@ use loftwatch::simulator::{self, Scenario, SimulatorOptions};
 
 /// Probe period during the demo.
 const DEMO_INTERVAL: Duration = Duration::from_secs(1);
-/// Longest rule window during the demo.
+/// Maximum rule window during the demo.
 const DEMO_WINDOW: Duration = Duration::from_secs(30);
 /// Resolve hysteresis during the demo.
 const DEMO_KEEP_FIRING_FOR: Duration = Duration::from_secs(10);

@@ -12,7 +12,7 @@ pub struct ConfigIssue {
     pub column: usize,
     /// Dotted key of the bad value, such as `probe[0].interval`.
     pub key: String,
-    /// What is wrong and what to do, naming the bad value.
+    /// Description of the problem and the fix, naming the bad value.
     pub message: String,
 }
 

@@ -256,8 +256,8 @@ pub struct RuleSpec {
 pub struct ServerConfig {
     /// Address and port the server binds, `127.0.0.1:9898` unless configured.
     pub listen: std::net::SocketAddr,
-    /// How old the latest probe result may be for `/health` to use it. `None` derives it from
-    /// the probe schedules (see `server::default_health_freshness`).
+    /// Maximum age of the latest probe result that `/health` uses. `None` derives it from the
+    /// probe schedules (see `server::default_health_freshness`).
     pub health_freshness: Option<Duration>,
     /// Bearer token that mutating endpoints require. Without it they are served only on a
     /// loopback address.
@@ -296,7 +296,7 @@ impl ReceiverName {
     }
 }
 
-/// Where a receiver's pending notifications go once it has failed for too long.
+/// Receiver that takes over a receiver's pending notifications once it has failed for too long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FallbackConfig {
     /// `fallback`: the receiver that takes over.

@@ -36,13 +36,13 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 /// Shortest probe interval and timeout: shorter ones flood SalesLoft, and tests that scale the
 /// schedules down still fit above it.
 pub const MIN_PROBE_PERIOD: Duration = Duration::from_millis(100);
-/// Longest probe timeout.
+/// Maximum probe timeout.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
 /// Shortest rule evaluation tick: a shorter one only burns CPU.
 pub const MIN_EVAL_INTERVAL: Duration = Duration::from_millis(50);
-/// Longest rule window: every probe keeps its results this long in memory.
+/// Maximum rule window: every probe keeps its results this long in memory.
 pub const MAX_WINDOW: Duration = Duration::from_secs(86_400);
-/// Longest duration of any key: 30 days.
+/// Maximum duration of any key: 30 days.
 pub const MAX_DURATION: Duration = Duration::from_secs(30 * 86_400);
 
 pub(crate) struct Validator<'a> {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// How one probe attempt ended. The set is closed: dashboards, rules and the `error.type`
+/// Result class of one probe attempt. The set is closed: dashboards, rules and the `error.type`
 /// attribute of exported metrics only ever see these values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Outcome {

@@ -23,7 +23,7 @@ pub struct MaintenanceWindow {
     pub zone: Tz,
     /// Length of each window.
     pub duration: Duration,
-    /// What an alert must match to be muted; an empty list mutes every alert.
+    /// Matchers an alert must satisfy to be muted; an empty list mutes every alert.
     pub matchers: Vec<Matcher>,
 }
 

@@ -21,7 +21,7 @@ pub fn labels_of(transition: &Transition) -> Labels {
     ])
 }
 
-/// How a matcher compares a label value.
+/// Comparison a matcher applies to a label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchOp {
     Equal,

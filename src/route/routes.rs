@@ -73,7 +73,7 @@ impl GroupSettings {
 /// One `[[route]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteSpec {
-    /// What an alert must match to take this route; an empty list matches every alert.
+    /// Matchers an alert must satisfy to take this route; an empty list matches every alert.
     pub matchers: Vec<Matcher>,
     /// Receiver names such as `email` and `otlp`; `None` means every running receiver.
     pub receivers: Option<Vec<String>>,

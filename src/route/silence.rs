@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use super::matcher::{Labels, Matcher, all_match};
 use crate::store::{Store, StoreError};
 
-/// Where a silence is in its life.
+/// Phase of a silence: pending, active or expired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SilenceState {
     /// Its start is in the future.
@@ -39,9 +39,9 @@ pub struct Silence {
     pub matchers: Vec<Matcher>,
     pub starts_at: SystemTime,
     pub ends_at: SystemTime,
-    /// Who created the silence.
+    /// Author of the silence.
     pub created_by: String,
-    /// Why the alerts are silenced.
+    /// Reason the alerts are silenced.
     pub comment: String,
 }
 

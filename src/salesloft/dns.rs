@@ -46,9 +46,9 @@ impl Default for DnsSettings {
 pub enum DnsFailure {
     /// No answer arrived in time, or the system resolver reported a temporary failure.
     Timeout,
-    /// The server answered SERVFAIL.
+    /// The server returned SERVFAIL.
     ServerFailure,
-    /// The server answered NXDOMAIN, or the system resolver does not know the name.
+    /// The server returned NXDOMAIN, or the system resolver does not know the name.
     NameNotFound,
     /// Any other failure: a rejected query, a malformed answer, no address record.
     Other,

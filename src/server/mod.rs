@@ -13,7 +13,7 @@
 //! - `GET /api/v1/silences`, `POST /api/v1/silences`, `DELETE /api/v1/silences/{id}`: the
 //!   silences (see [`silences`]).
 //!
-//! The server binds `127.0.0.1:9898` unless `server.listen` says otherwise. Mutating endpoints
+//! The server binds `127.0.0.1:9898` unless `server.listen` sets another address. Mutating endpoints
 //! need `Authorization: Bearer <server.token>` when a token is configured. Without a token they
 //! are served only when the server is bound to a loopback address, and answer 403 otherwise.
 //! No endpoint shows a secret.
@@ -139,7 +139,7 @@ impl ServerState {
         lock(&self.runbooks).clone()
     }
 
-    /// Serves `POST /-/reload`, which sends a request on `reload` and answers with the daemon's
+    /// Serves `POST /-/reload`, which sends a request on `reload` and returns the daemon's
     /// reply: 200 and what changed, or 400 and why the new configuration was rejected.
     pub fn with_reload(mut self, reload: mpsc::Sender<ReloadRequest>) -> ServerState {
         self.reload = Some(reload);
